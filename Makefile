@@ -1,0 +1,31 @@
+# Two entry points for a fresh machine (see README.md):
+#   make quickstart   set up .venv and run the main job (a short PPO run on the offline model)
+#   make test         set up .venv and run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# torch is pinned here, not in package metadata: 2.13.0 is the CPU wheel this machine serves.
+TORCH  ?= torch==2.13.0
+PACKAGES := packages/babyai_text packages/llm_policy packages/ppo_grounding
+
+.PHONY: setup quickstart test lint clean
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: Makefile requirements-dev.txt $(wildcard packages/*/pyproject.toml)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet $(foreach p,$(PACKAGES),-e $(p)) "$(word 3,$(PACKAGES))[plot]" -r requirements-dev.txt
+	touch $@
+
+quickstart: setup
+	$(PY) examples/quickstart.py
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) runs
