@@ -21,8 +21,10 @@ $(VENV)/.installed: Makefile requirements-dev.txt $(wildcard packages/*/pyprojec
 quickstart: setup
 	$(PY) examples/quickstart.py
 
+# pytest exits 5 when it collected nothing: that is a broken suite, never a pass.
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lint: setup
 	$(VENV)/bin/ruff check .
