@@ -1,1 +1,33 @@
-"""placeholder"""
+"""ppo-grounding: online PPO fine-tuning of an LLM policy in BabyAI-Text (GLAM).
+
+Data path: env -> text -> prompt (history.py) -> action scores (llm_policy) -> action -> env,
+then rollout (buffer.py) -> advantages (gae.py) -> PPO loss (losses.py) -> optimiser step ->
+checkpoint (checkpoint.py), driven by PPOTrainer (trainer.py) from a TrainConfig (config.py).
+"""
+
+from .config import PRESETS, EnvConfig, PPOConfig, RunConfig, TrainConfig, offline_preset, paper_preset
+from .evaluate import EVAL_SEED_OFFSET, EvalResult, PolicyAgent, RandomAgent, evaluate, wilson_interval
+from .gae import compute_gae
+from .losses import PPOLoss, explained_variance, ppo_loss
+from .trainer import PPOTrainer
+
+__all__ = [
+    "EVAL_SEED_OFFSET",
+    "PRESETS",
+    "EnvConfig",
+    "EvalResult",
+    "PPOConfig",
+    "PPOLoss",
+    "PPOTrainer",
+    "PolicyAgent",
+    "RandomAgent",
+    "RunConfig",
+    "TrainConfig",
+    "compute_gae",
+    "evaluate",
+    "explained_variance",
+    "offline_preset",
+    "paper_preset",
+    "ppo_loss",
+    "wilson_interval",
+]

@@ -1,0 +1,63 @@
+"""What each env's agent has seen this episode, turned into prompts.
+
+The prompt holds the goal, the last few observations and the actions between them (SPEC 2.1).
+The history of an env is cleared when its episode ends, so no prompt mixes two episodes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+from llm_policy import build_prompt
+
+
+class EpisodeHistory:
+    """Missions, observations and actions of the current episode of each of num_envs envs."""
+
+    def __init__(self, num_envs: int, num_observations: int):
+        self.num_observations = num_observations
+        self.missions = [""] * num_envs
+        self.observations = [deque(maxlen=num_observations) for _ in range(num_envs)]
+        # One fewer action than observations is ever needed in a prompt.
+        self.actions = [deque(maxlen=max(num_observations - 1, 0)) for _ in range(num_envs)]
+
+    def start(self, env: int, mission: str, sentences: Sequence[str]) -> None:
+        """A new episode begins in env with this mission and first observation."""
+        self.missions[env] = mission
+        self.observations[env].clear()
+        self.actions[env].clear()
+        self.observations[env].append(list(sentences))
+
+    def record(self, env: int, action_name: str, sentences: Sequence[str]) -> None:
+        """env took action_name and now sees sentences, within the same episode."""
+        if self.num_observations > 1:
+            self.actions[env].append(action_name)
+        self.observations[env].append(list(sentences))
+
+    def prompt(self, env: int, action_names: Sequence[str]) -> str:
+        return build_prompt(
+            self.missions[env],
+            list(self.observations[env]),
+            list(self.actions[env]),
+            action_names,
+            num_observations=self.num_observations,
+        )
+
+    def prompts(self, action_names: Sequence[str]) -> list[str]:
+        """One prompt per env, in env order."""
+        return [self.prompt(env, action_names) for env in range(len(self.missions))]
+
+    def final_prompt(self, env: int, action_name: str, sentences: Sequence[str], action_names: Sequence[str]) -> str:
+        """The prompt env would see after action_name led to sentences, without recording it
+        (used to value the last observation of a truncated episode)."""
+        observations = [*self.observations[env], list(sentences)][-self.num_observations :]
+        actions = [*self.actions[env], action_name][-(self.num_observations - 1) :] if self.num_observations > 1 else []
+        return build_prompt(
+            self.missions[env], observations, actions, action_names, num_observations=self.num_observations
+        )
+
+
+def sentences_of(text: str) -> list[str]:
+    """babyai-text joins an observation's sentences with newlines."""
+    return [line for line in text.splitlines() if line]

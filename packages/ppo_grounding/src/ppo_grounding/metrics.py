@@ -1,0 +1,82 @@
+"""Metrics of a run: one JSON line per update in metrics.jsonl, mirrored to TensorBoard.
+
+Metric names are fixed (CleanRL's); the README documents them in one table:
+
+| name | meaning |
+|---|---|
+| charts/frames | environment steps so far, summed over envs |
+| charts/episodes | episodes finished so far |
+| charts/success_rate | success (return > 0) over the last 100 finished episodes |
+| charts/episodic_return | mean unscaled return of the episodes finished in this rollout |
+| charts/episode_length | mean length of the episodes finished in this rollout |
+| charts/SPS | environment steps per second of this update (rollout + update) |
+| charts/learning_rate | learning rate used for this update |
+| charts/action_frac/<name> | fraction of the rollout's actions that were <name> |
+| losses/policy_loss | clipped surrogate loss (mean over minibatches) |
+| losses/value_loss | value loss (mean over minibatches) |
+| losses/entropy | policy entropy (mean over minibatches) |
+| losses/approx_kl | KL(old, new) estimate, (ratio - 1) - log ratio, of the last minibatch |
+| losses/old_approx_kl | the naive -log ratio estimate, of the last minibatch |
+| losses/clipfrac | fraction of clipped ratios (mean over minibatches) |
+| losses/explained_variance | how much of the returns' variance the rollout's values explain |
+| losses/grad_norm | global gradient norm before clipping (mean over minibatches) |
+| time/elapsed_s | wall-clock seconds of training so far |
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+METRICS_FILE = "metrics.jsonl"
+
+
+class MetricsLogger:
+    """Appends one row per update to <output_dir>/metrics.jsonl, and to TensorBoard if asked."""
+
+    def __init__(self, output_dir: str | os.PathLike, *, tensorboard: bool = True, keep_until_update: int | None = None):
+        self.path = Path(output_dir) / METRICS_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if keep_until_update is not None:
+            # A resumed run drops the rows logged after its checkpoint: they are about to be redone.
+            rows = [r for r in read_metrics(self.path) if r["update"] <= keep_until_update] if self.path.exists() else []
+            tmp = self.path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            os.replace(tmp, self.path)
+        else:
+            self.path.write_text("")
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(Path(output_dir) / "tensorboard"))
+
+    def log(self, update: int, metrics: dict[str, float]) -> None:
+        row = {"update": update, **{k: _plain(v) for k, v in metrics.items()}}
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.writer is not None:
+            step = int(metrics.get("charts/frames", update))
+            for name, value in row.items():
+                if name != "update" and value is not None:
+                    self.writer.add_scalar(name, value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """The rows of a metrics.jsonl file (a run directory is accepted too)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / METRICS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: pass a run directory written by `ppo-grounding train`.")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _plain(value):
+    value = float(value)
+    return None if value != value else value  # JSON has no NaN
