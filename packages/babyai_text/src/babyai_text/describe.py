@@ -1,0 +1,219 @@
+"""The GLAM describer (SPEC 1.3): minigrid's egocentric view -> a list of English or French sentences.
+
+Pure functions. The input is the view minigrid already computed for its own observation
+(`obs["image"]`, i.e. `grid.encode(vis_mask)` of `gen_obs_grid`): a `(V, V, 3)` uint8 array
+indexed `[i, j]`, column i from the far left (0) to the far right (V-1), row j from the farthest (0)
+to the agent's row (V-1); each cell holds minigrid's `(OBJECT_IDX, COLOR_IDX, STATE)`, with
+`unseen` (0) for cells hidden by walls or closed doors and walls for cells off the map. The agent
+stands at `(V // 2, V - 1)` facing up the view, and its cell holds what it carries. So describing
+costs no second pass over the world grid: it reads 3 bytes per cell of an array that already exists.
+
+Order of the sentences:
+
+1. "You carry a {color} {type}" when carrying.
+2. Walls along the three straight lines from the agent, forward, then left, then right: each scan
+   skips unseen and empty cells and stops at the first other cell, reported only if it is a wall
+   ("You see a wall 2 steps left"). An object or a door first on the line hides the wall, as in the
+   original code.
+3. Every other visible cell that is not empty and not a wall, except the agent's own, column by
+   column from left to right and, within a column, far to near: "You see a blue key 1 step left
+   and 2 steps forward", "You see an open red door 3 steps forward".
+
+Sentences are built once per (cell, content) and memoised, so a step costs a few byte lookups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT, OBJECT_TO_IDX
+
+from babyai_text.lexicon import (
+    COLOR_WORDS,
+    DESCRIPTION_TEMPLATES,
+    DOOR_STATE_WORDS,
+    DOOR_STATES,
+    LANGUAGES,
+    OBJECT_WORDS,
+)
+
+__all__ = ["describe_view", "describe_grid", "where_phrase", "join_descriptions"]
+
+_UNSEEN = OBJECT_TO_IDX["unseen"]  # 0
+_EMPTY = OBJECT_TO_IDX["empty"]  # 1
+_WALL = OBJECT_TO_IDX["wall"]  # 2
+_DOOR = OBJECT_TO_IDX["door"]
+
+# bytes.translate table: 1 for the cells listed in part 3 (anything but unseen, empty, wall)
+_ITEM_MARK = bytes(0 if k in (_UNSEEN, _EMPTY, _WALL) else 1 for k in range(256))
+
+
+def _check_language(language: str) -> None:
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def _steps(n: int, t: dict[str, str]) -> str:
+    return t["step"] if n == 1 else t["steps"]
+
+
+def where_phrase(dx: int, dy: int, language: str = "en") -> str:
+    """Position relative to the agent: `dx` cells to the right (negative: left), `dy` forward.
+
+    "2 steps forward", "1 step left", "3 steps right and 1 step forward" (SPEC 1.3).
+    """
+    _check_language(language)
+    t = DESCRIPTION_TEMPLATES[language]
+    side = "left" if dx < 0 else "right"
+    n = abs(dx)
+    if dx == 0:
+        return t["forward"].format(n=dy, steps=_steps(dy, t))
+    if dy == 0:
+        return t[side].format(n=n, steps=_steps(n, t))
+    return t["side_forward"].format(
+        side=t[side].format(n=n, steps=_steps(n, t)),
+        forward=t["forward"].format(n=dy, steps=_steps(dy, t)),
+    )
+
+
+def _names(code: bytes, language: str) -> tuple[str, str, str]:
+    obj_idx, color_idx, state = code[0], code[1], code[2]
+    obj = IDX_TO_OBJECT.get(obj_idx, "object")
+    color = IDX_TO_COLOR.get(color_idx, "grey")
+    type_word = OBJECT_WORDS[language].get(obj, obj)
+    color_word = COLOR_WORDS[language].get(color, color)
+    state_word = ""
+    if obj == "door":
+        state_word = DOOR_STATE_WORDS[language][DOOR_STATES[min(state, 2)]]
+    return type_word, color_word, state_word
+
+
+def _object_sentence(code: bytes, where: str, language: str) -> str:
+    t = DESCRIPTION_TEMPLATES[language]
+    type_word, color_word, state_word = _names(code, language)
+    if code[0] == _DOOR:
+        return t["door"].format(
+            a=_article(state_word), state=state_word, color=color_word, where=where
+        )
+    return t["object"].format(a=_article(color_word), color=color_word, type=type_word, where=where)
+
+
+def _carry_sentence(code: bytes, language: str) -> str:
+    type_word, color_word, _ = _names(code, language)
+    return DESCRIPTION_TEMPLATES[language]["carry"].format(
+        a=_article(color_word), color=color_word, type=type_word
+    )
+
+
+class _Tables:
+    """Memoised sentences for one (language, view size)."""
+
+    def __init__(self, language: str, size: int):
+        t = DESCRIPTION_TEMPLATES[language]
+        self.language = language
+        self.size = size
+        ax, ay = size // 2, size - 1
+        self.agent = ax * size + ay  # flat index (i * size + j) of the agent's cell
+        # wall scans as flat indices: forward (j decreasing), left (i decreasing), right
+        self.lines = (
+            tuple(ax * size + j for j in range(ay - 1, -1, -1)),
+            tuple(i * size + ay for i in range(ax - 1, -1, -1)),
+            tuple(i * size + ay for i in range(ax + 1, size)),
+        )
+        wall = t["wall"]
+        self.wall_sentences = (
+            tuple(wall.format(where=where_phrase(0, d, language)) for d in range(1, size)),
+            tuple(wall.format(where=where_phrase(-d, 0, language)) for d in range(1, size)),
+            tuple(wall.format(where=where_phrase(d, 0, language)) for d in range(1, size)),
+        )
+        self.where = [
+            where_phrase(k // size - ax, ay - k % size, language) for k in range(size * size)
+        ]
+        # per-cell memo: code (3 bytes) -> sentence
+        self.cells: list[dict[bytes, str]] = [{} for _ in range(size * size)]
+        self.carry: dict[bytes, str] = {}
+
+    def item(self, k: int, code: bytes) -> str:
+        sentence = self.cells[k].get(code)
+        if sentence is None:
+            sentence = _object_sentence(code, self.where[k], self.language)
+            self.cells[k][code] = sentence
+        return sentence
+
+    def carried(self, code: bytes) -> str:
+        sentence = self.carry.get(code)
+        if sentence is None:
+            sentence = self.carry[code] = _carry_sentence(code, self.language)
+        return sentence
+
+
+_TABLES: dict[tuple[str, int], _Tables] = {}
+
+
+def _tables(language: str, size: int) -> _Tables:
+    tables = _TABLES.get((language, size))
+    if tables is None:
+        _check_language(language)
+        tables = _TABLES[(language, size)] = _Tables(language, size)
+    return tables
+
+
+def describe_view(image: np.ndarray, language: str = "en") -> list[str]:
+    """Sentences for minigrid's encoded egocentric view (SPEC 1.3).
+
+    Args:
+        image: `(V, V, 3)` uint8, minigrid's `obs["image"]` (`grid.encode(vis_mask)` of
+            `gen_obs_grid`), V odd (7 in BabyAI). Indexed `[column, row]`; agent at `(V//2, V-1)`.
+        language: "en" or "fr".
+
+    Returns:
+        The sentences, carrying first, then walls (forward, left, right), then the other cells
+        column by column (left to right), far to near within a column. Possibly empty.
+    """
+    size = image.shape[0]
+    if image.ndim != 3 or image.shape[1] != size or image.shape[2] != 3 or size % 2 == 0:
+        raise ValueError(f"expected a (V, V, 3) view with V odd, got shape {image.shape}")
+    tables = _TABLES.get((language, size)) or _tables(language, size)
+    raw = image.tobytes() if image.dtype == np.uint8 else image.astype(np.uint8).tobytes()
+    objs = raw[0::3]
+    out: list[str] = []
+
+    agent = tables.agent
+    if objs[agent] > _WALL:
+        out.append(tables.carried(raw[3 * agent : 3 * agent + 3]))
+
+    for line, sentences in zip(tables.lines, tables.wall_sentences):
+        for d, k in enumerate(line):
+            o = objs[k]
+            if o > _EMPTY:  # not unseen, not empty: the scan stops here
+                if o == _WALL:
+                    out.append(sentences[d])
+                break
+
+    marks = objs.translate(_ITEM_MARK)
+    k = marks.find(1)
+    while k >= 0:
+        if k != agent:
+            out.append(tables.item(k, raw[3 * k : 3 * k + 3]))
+        k = marks.find(1, k + 1)
+    return out
+
+
+def describe_grid(grid, vis_mask: np.ndarray | None = None, language: str = "en") -> list[str]:
+    """Sentences for a `minigrid.core.grid.Grid` view and its visibility mask.
+
+    The view is oriented as `MiniGridEnv.gen_obs_grid` returns it (agent at the bottom centre,
+    facing up, its carried object in its own cell). Convenience for hand-built grids; the envs
+    call `describe_view` on the encoding minigrid already made.
+    """
+    return describe_view(grid.encode(vis_mask), language)
+
+
+def join_descriptions(descriptions: Sequence[str]) -> str:
+    """The observation text: one sentence per line (`text.splitlines()` gives the list back)."""
+    return "\n".join(descriptions)

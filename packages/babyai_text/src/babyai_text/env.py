@@ -1,0 +1,301 @@
+"""`BabyAITextEnv`: a minigrid BabyAI level seen through text (the env behind every BabyAI-Text-* ID)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import operator
+import os
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from minigrid.envs.babyai.core.roomgrid_level import RoomGridLevel
+
+from babyai_text.describe import describe_view
+from babyai_text.levels import LocalLevel, MixedLocal
+from babyai_text.lexicon import ACTION_NAMES, LANGUAGES, NUM_ACTIONS, charset
+from babyai_text.missions import render_mission
+
+__all__ = ["BabyAITextEnv", "MISSION_MAX_LENGTH"]
+
+MISSION_MAX_LENGTH = 1024
+"""`max_length` of the mission Text space (the longest BossLevel mission in French is ~400)."""
+
+SENTENCE_MAX_LENGTH = 80  # longest description sentence, French, with margin
+_CHARSET = charset()
+_DEVNULL = open(os.devnull, "w")  # noqa: SIM115 - process-wide sink for minigrid's prints
+
+
+def _load(entry: str | type) -> type:
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        if not attr:
+            raise ValueError(f"level must be 'module:Class' or a class, got {entry!r}")
+        return getattr(importlib.import_module(module), attr)
+    return entry
+
+
+class BabyAITextEnv(gym.Env):
+    """A BabyAI level (minigrid's or one of the paper's) whose agent reads and acts through text.
+
+    ## Description
+
+    The level is minigrid's own class, built with the same keywords as its `BabyAI-<Level>` ID,
+    so `BabyAI-Text-<Level>` reset with seed s plays exactly `BabyAI-<Level>` reset with seed s:
+    same layout, same mission, same dynamics, same rewards. The text is added, nothing else
+    changes. The paper's levels (PickupLocal, the pick-up sequences, MixedTrainLocal,
+    MixedTestLocal) live in `babyai_text.levels`. The minigrid level is `env.unwrapped.level`.
+
+    ## Mission
+
+    minigrid's mission string ("go to the red ball", "pick up the blue key, then go to a green
+    box"), or its French translation with `language="fr"` ("va vers la balle rouge"), rendered
+    from the same instruction tree for every task kind.
+
+    ## Action Space
+
+    `Discrete(6)`; index i is minigrid action i (minigrid's `done`, 6, is not offered):
+
+    | Num | en         | fr               | synonyms     |
+    |-----|------------|------------------|--------------|
+    | 0   | turn left  | tourner à gauche | rotate left  |
+    | 1   | turn right | tourner à droite | rotate right |
+    | 2   | go forward | aller tout droit | move ahead   |
+    | 3   | pick up    | attraper         | take         |
+    | 4   | drop       | lâcher           | release      |
+    | 5   | toggle     | basculer         | switch       |
+
+    `env.unwrapped.action_names` lists the phrases of the variant chosen with `action_names=`
+    (default: the `language`); `babyai_text.ACTION_NAMES` holds all of them. Anything else than an
+    integer in [0, 6) raises a ValueError.
+
+    ## Observation
+
+    `Dict(mission=Text, text=Text)`: the mission, and the description of the agent's 7x7 view
+    (SPEC 1.3, `babyai_text.describe`), one sentence per line (`obs["text"].splitlines()` gives
+    `info["descriptions"]` back; "" when there is nothing to describe). With `symbolic=True` it
+    also holds minigrid's `image` (7x7x3 uint8) and `direction` (Discrete(4)) for symbolic
+    baselines. `info["descriptions"]` is the list of sentences at reset and at every step; the
+    Mixed levels add `info["task"]` (the task kind drawn at reset), and the reset info holds
+    `num_dists` when the level has one.
+
+    ## Rewards
+
+    minigrid's: `1 - 0.9 * step_count / max_steps` on success, 0 otherwise.
+
+    ## Termination
+
+    `terminated` when the mission succeeds (or fails, for minigrid's strict "Debug" levels);
+    `truncated` at `max_steps` (BabyAI's: 64 per room-sized navigation in an 8x8 room).
+
+    ## Registered IDs
+
+    `BabyAI-Text-<Level>-v<N>` for every `BabyAI-<Level>-v<N>` minigrid registers (96 in minigrid
+    3.2), and BabyAI-Text-PickupLocal-v0, -PickUpSeqGoToLocal-v0, -PickUpThenGoToLocal-v0,
+    -GoToAfterPickUpLocal-v0, -PickUpSeqPickUpLocal-v0, -MixedTrainLocal-v0, -MixedTestLocal-v0.
+    `babyai_text.registered_ids()` lists them.
+
+    Args:
+        level: the minigrid level class, or "module:Class".
+        language: "en" or "fr" (descriptions and mission).
+        action_names: "en", "fr" or "synonyms"; default: `language`.
+        symbolic: add minigrid's `image` and `direction` to the observation.
+        num_dists: number of objects, for the levels that take it (see `babyai_text.levels`).
+        render_mode: "rgb_array" (minigrid's picture of the whole grid) or "ansi" (mission and
+            descriptions as one string).
+        **level_kwargs: passed to the level (e.g. `room_size`, `tasks` for the Mixed levels).
+    """
+
+    metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 10}
+
+    def __init__(
+        self,
+        level: str | type[RoomGridLevel],
+        *,
+        language: str = "en",
+        action_names: str | None = None,
+        symbolic: bool = False,
+        num_dists: int | None = None,
+        render_mode: str | None = None,
+        **level_kwargs: Any,
+    ):
+        if language not in LANGUAGES:
+            raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
+        if action_names is None:
+            action_names = language
+        if action_names not in ACTION_NAMES:
+            raise ValueError(
+                f"action_names must be one of {tuple(ACTION_NAMES)}, got {action_names!r}"
+            )
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, "
+                f"got {render_mode!r}"
+            )
+        if num_dists is not None and (
+            isinstance(num_dists, bool) or not isinstance(num_dists, (int, np.integer))
+            or num_dists < 0
+        ):
+            raise ValueError(f"num_dists must be a non-negative int, got {num_dists!r}")
+
+        level_cls = _load(level)
+        kwargs = dict(level_kwargs)
+        if num_dists is not None:
+            kwargs["num_dists"] = int(num_dists)
+        try:
+            self.level: RoomGridLevel = level_cls(**kwargs)
+        except TypeError as error:
+            bad = [k for k in kwargs if f"'{k}'" in str(error)]
+            if bad:
+                raise ValueError(
+                    f"{level_cls.__name__} does not take the keyword(s) {bad}: {error}"
+                ) from error
+            raise
+        if num_dists is not None and not isinstance(self.level, LocalLevel):
+            # minigrid levels (ours check their own range): a bound that keeps rejection sampling from spinning forever
+            rooms = self.level.num_rows * self.level.num_cols
+            bound = (self.level.room_size - 2) ** 2 * rooms // 2
+            if num_dists > bound:
+                raise ValueError(
+                    f"num_dists must be an int in [0, {bound}] for {level_cls.__name__} "
+                    f"({rooms} room(s) of size {self.level.room_size}), got {num_dists}"
+                )
+
+        self.language = language
+        self.action_names_variant = action_names
+        self.symbolic = bool(symbolic)
+        self.render_mode = render_mode
+        self._action_names = ACTION_NAMES[action_names]
+        self._is_mixed = isinstance(self.level, MixedLocal)
+
+        view = self.level.agent_view_size
+        obs_spaces: dict[str, spaces.Space] = {
+            "mission": spaces.Text(MISSION_MAX_LENGTH, min_length=1, charset=_CHARSET),
+            "text": spaces.Text(
+                (view * view + 4) * SENTENCE_MAX_LENGTH, min_length=0, charset=_CHARSET
+            ),
+        }
+        if self.symbolic:
+            obs_spaces["image"] = self.level.observation_space["image"]
+            obs_spaces["direction"] = spaces.Discrete(4)
+        self.observation_space = spaces.Dict(obs_spaces)
+        self.action_space = spaces.Discrete(NUM_ACTIONS)
+
+        self._mission = ""
+        self._text = ""
+        self.episode_id = 0  # number of resets so far; the expert uses it to spot a new episode
+        self.last_action: int | None = None
+        self._expert = None
+
+    # -- gym API ----------------------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        # minigrid's level generator prints "Sampling rejected: ..." on every rejection
+        with contextlib.redirect_stdout(_DEVNULL):
+            obs, _ = self.level.reset(seed=seed, options=options)
+        self._np_random = self.level.np_random  # one RNG, the level's (check_env reads this)
+        self._np_random_seed = self.level.np_random_seed
+        if self.language == "en":
+            self._mission = self.level.mission
+        else:
+            self._mission = render_mission(self.level.instrs, self.language)
+        self.episode_id += 1
+        self.last_action = None
+        observation, info = self._observe(obs)
+        if hasattr(self.level, "num_dists"):
+            info["num_dists"] = self.level.num_dists
+        return observation, info
+
+    def step(
+        self, action: int
+    ) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        try:
+            a = operator.index(action)
+        except TypeError:
+            a = -1
+        if not 0 <= a < NUM_ACTIONS:
+            raise ValueError(
+                f"invalid action {action!r}: expected an int in [0, {NUM_ACTIONS}), i.e. "
+                + ", ".join(f"{i}={n!r}" for i, n in enumerate(self._action_names))
+            )
+        if self.episode_id == 0:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        obs, reward, terminated, truncated, _ = self.level.step(a)
+        self.last_action = a
+        observation, info = self._observe(obs)
+        return observation, float(reward), terminated, truncated, info
+
+    def _observe(self, obs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        # obs["image"] is minigrid's encoding of the view it just computed: describe that
+        descriptions = describe_view(obs["image"], self.language)
+        self._text = text = "\n".join(descriptions)
+        observation: dict[str, Any] = {"mission": self._mission, "text": text}
+        if self.symbolic:
+            observation["image"] = obs["image"]
+            observation["direction"] = int(obs["direction"])
+        info: dict[str, Any] = {"descriptions": descriptions}
+        if self._is_mixed:
+            info["task"] = self.level.task
+        return observation, info
+
+    def render(self) -> np.ndarray | str | None:
+        if self.render_mode == "rgb_array":
+            lv = self.level
+            return lv.get_frame(lv.highlight, lv.tile_size, lv.agent_pov)
+        if self.render_mode == "ansi":
+            return self._mission + "\n" + self._text
+        return None
+
+    def close(self) -> None:
+        self.level.close()
+
+    # -- one RNG: the level's -----------------------------------------------------------------
+    @property
+    def np_random(self) -> np.random.Generator:
+        self._np_random = self.level.np_random
+        return self._np_random
+
+    @np_random.setter
+    def np_random(self, value: np.random.Generator) -> None:
+        self.level.np_random = value
+        self._np_random = value
+
+    @property
+    def np_random_seed(self) -> int:
+        return self.level.np_random_seed
+
+    # -- text-agent helpers -----------------------------------------------------------------------
+    @property
+    def action_names(self) -> list[str]:
+        """The 6 action phrases; index i is minigrid action i."""
+        return list(self._action_names)
+
+    @property
+    def mission(self) -> str:
+        """The current mission, in the env's language."""
+        return self._mission
+
+    @property
+    def num_dists(self) -> int | None:
+        """Number of objects the level places (None for levels without the keyword)."""
+        return getattr(self.level, "num_dists", None)
+
+    @property
+    def task(self) -> str | None:
+        """Task kind of the current episode for the Mixed levels, else None."""
+        return self.level.task if self._is_mixed else None
+
+    def expert_action(self) -> int:
+        """The action minigrid's BabyAIBot suggests now (see `babyai_text.Expert`).
+
+        Call it once per step, whatever action is then taken; works through vector envs as
+        `envs.call("expert_action")`.
+        """
+        from babyai_text.expert import Expert
+
+        if self._expert is None:
+            self._expert = Expert(self)
+        return self._expert.act()
