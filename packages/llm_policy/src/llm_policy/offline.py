@@ -1,0 +1,251 @@
+"""Offline models: small randomly initialised models that need no download.
+
+Each entry of `OFFLINE_MODELS` is built from a config that ships with the package and a word-level
+tokenizer (Hugging Face `tokenizers`) over the BabyAI-Text vocabulary in `data/babyai_words.txt`.
+The first use writes an ordinary Hugging Face model directory (config.json, model.safetensors,
+tokenizer.json) under the cache root; from then on the model loads through the same
+`AutoModel*.from_pretrained` path as any checkpoint. Builds are deterministic (fixed seed) and
+atomic (temporary directory + rename), so concurrent first uses cannot leave a half-written model.
+
+Cache root: `$LLM_POLICY_CACHE`, else `~/.cache/llm_policy`; a model lives in `<root>/<name>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+__all__ = [
+    "OFFLINE_MODELS",
+    "SPECIAL_TOKENS",
+    "OfflineModelSpec",
+    "build_word_tokenizer",
+    "cache_root",
+    "offline_model_path",
+    "vocabulary",
+]
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[BOS]", "[EOS]")
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(4)
+_BUILD_INFO = "llm_policy_offline.json"
+# Bump when the build procedure changes in a way the spec hash does not capture.
+_BUILDER_VERSION = 1
+
+
+@dataclass(frozen=True)
+class OfflineModelSpec:
+    """How to build one offline model. `config` holds the transformers config fields (the vocab
+    size and special token ids are filled in from the word list)."""
+
+    name: str
+    architecture: str  # "t5" (encoder-decoder) or "gpt2" (decoder-only)
+    description: str
+    config: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+    def spec_hash(self) -> str:
+        payload = json.dumps(
+            {
+                "builder": _BUILDER_VERSION,
+                "arch": self.architecture,
+                "config": self.config,
+                "seed": self.seed,
+                "vocab": vocabulary(),
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+OFFLINE_MODELS: MappingProxyType[str, OfflineModelSpec] = MappingProxyType(
+    {
+        "offline-t5": OfflineModelSpec(
+            name="offline-t5",
+            architecture="t5",
+            description=(
+                "Encoder-decoder like Flan-T5 (gated-GELU, untied output head, relative position "
+                "buckets): 2+2 layers, d_model 256, 4 heads, d_ff 768, about 3.8M parameters."
+            ),
+            config=dict(
+                d_model=256,
+                d_kv=64,
+                num_heads=4,
+                d_ff=768,
+                num_layers=2,
+                num_decoder_layers=2,
+                feed_forward_proj="gated-gelu",
+                relative_attention_num_buckets=32,
+                relative_attention_max_distance=128,
+                dropout_rate=0.0,
+                tie_word_embeddings=False,
+            ),
+        ),
+        "offline-gpt2": OfflineModelSpec(
+            name="offline-gpt2",
+            architecture="gpt2",
+            description=(
+                "Decoder-only GPT-2: 2 layers, d 128, 4 heads, 1024 positions, tied embeddings, "
+                "about 0.5M parameters (the prototype's fast learner)."
+            ),
+            config=dict(
+                n_embd=128,
+                n_layer=2,
+                n_head=4,
+                n_inner=512,
+                n_positions=1024,
+                resid_pdrop=0.0,
+                embd_pdrop=0.0,
+                attn_pdrop=0.0,
+            ),
+        ),
+    }
+)
+
+
+def vocabulary() -> list[str]:
+    """The offline tokenizer's tokens in id order: the special tokens, then the word list."""
+    text = resources.files("llm_policy").joinpath("data/babyai_words.txt").read_text("utf-8")
+    words: list[str] = list(SPECIAL_TOKENS)
+    seen = set(words)
+    for line in text.splitlines():
+        word = line.strip()
+        if not word or word.startswith("#") or word in seen:
+            continue
+        seen.add(word)
+        words.append(word)
+    return words
+
+
+def build_word_tokenizer(model_max_length: int = 1024):
+    """A `transformers` fast tokenizer over `vocabulary()`: lower-cases, splits on whitespace and
+    isolates every punctuation mark; unknown words map to [UNK]. It adds no special tokens."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(vocabulary())}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation("isolated")]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        bos_token="[BOS]",
+        eos_token="[EOS]",
+        model_max_length=model_max_length,
+    )
+
+
+def cache_root() -> Path:
+    """`$LLM_POLICY_CACHE` if set, else `~/.cache/llm_policy`."""
+    env = os.environ.get("LLM_POLICY_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "llm_policy"
+
+
+def offline_model_path(name: str) -> Path:
+    """Directory of the offline model `name`, built on first use (or when its spec changed)."""
+    if name not in OFFLINE_MODELS:
+        raise KeyError(f"unknown offline model {name!r}; available: {sorted(OFFLINE_MODELS)}")
+    spec = OFFLINE_MODELS[name]
+    final = cache_root() / name
+    if _is_current(final, spec):
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=final.parent))
+    try:
+        _build(spec, tmp)
+        _publish(tmp, final, spec)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _is_current(path: Path, spec: OfflineModelSpec) -> bool:
+    try:
+        info = json.loads((path / _BUILD_INFO).read_text())
+    except (OSError, ValueError):
+        return False
+    return info.get("spec_hash") == spec.spec_hash()
+
+
+def _publish(tmp: Path, final: Path, spec: OfflineModelSpec) -> None:
+    """Move a finished build into place; another process may have published first."""
+    for _ in range(3):
+        if not final.exists():
+            try:
+                os.rename(tmp, final)
+                return
+            except OSError:
+                pass  # lost a race with a concurrent build: check what it left
+        if _is_current(final, spec):
+            return
+        # A stale build (older spec): move it aside, then retry.
+        old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+        try:
+            os.rename(final, old)
+            shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    raise RuntimeError(f"could not write the offline model to {final}; is it writable?")
+
+
+def _build(spec: OfflineModelSpec, out: Path) -> None:
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
+
+    tokenizer = build_word_tokenizer()
+    vocab_size = len(tokenizer)
+    # Seeded without touching the caller's global RNG state.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        if spec.architecture == "t5":
+            config = T5Config(
+                vocab_size=vocab_size,
+                pad_token_id=PAD_ID,
+                eos_token_id=EOS_ID,
+                decoder_start_token_id=PAD_ID,
+                **spec.config,
+            )
+            model = T5ForConditionalGeneration(config)
+            d = config.d_model
+            # Flan-T5 has a separate output projection; transformers ties it to the input
+            # embeddings when building from a config, so give it its own weight. std d^-0.5 keeps
+            # the initial next-token distribution close to uniform (log-probs near -log V).
+            head = torch.nn.Linear(d, vocab_size, bias=False)
+            torch.nn.init.normal_(head.weight, std=d**-0.5)
+            model.lm_head = head
+            from .loading import protect_untied_output_head
+
+            protect_untied_output_head(model)
+        elif spec.architecture == "gpt2":
+            config = GPT2Config(
+                vocab_size=vocab_size,
+                bos_token_id=BOS_ID,
+                eos_token_id=EOS_ID,
+                pad_token_id=PAD_ID,
+                **spec.config,
+            )
+            model = GPT2LMHeadModel(config)
+        else:  # pragma: no cover - specs are package data
+            raise ValueError(f"unknown offline architecture {spec.architecture!r}")
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    info = {
+        "name": spec.name,
+        "spec_hash": spec.spec_hash(),
+        "description": spec.description,
+        "num_parameters": sum(p.numel() for p in model.parameters()),
+    }
+    (out / _BUILD_INFO).write_text(json.dumps(info, indent=2) + "\n")

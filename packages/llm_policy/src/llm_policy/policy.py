@@ -1,0 +1,491 @@
+"""`PolicyConfig` and `LLMPolicy`: a language model as an actor-critic over text actions.
+
+Data path: prompts + candidate actions -> `ActionScorer` (log P(action | prompt), SPEC 2.2) ->
+softmax over candidates = the policy; the prompt's hidden state -> value head = the critic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checkpoint import atomic_directory
+from .loading import DTYPES, default_lora_targets, load_model_and_tokenizer, model_fingerprint
+from .scorer import NORMALIZATIONS, SCORING_METHODS, ActionScorer, ScoreOutput
+from .value_head import ActionHead, ValueHead
+
+__all__ = ["CONFIG_NAME", "LLMPolicy", "PolicyConfig", "PolicyOutput"]
+
+CONFIG_NAME = "llm_policy_config.json"
+HEADS_NAME = "heads.safetensors"
+ADAPTER_DIR = "adapter"
+MODEL_DIR = "model"
+_FORMAT_VERSION = 1
+_HEADS = ("score", "action_head")
+_CRITICS = ("value_head", "frozen_base")
+_FINETUNE = ("lora", "full")
+# Fields from_pretrained may change: they do not alter the checkpoint's structure or weights.
+_OVERRIDABLE = {
+    "model",
+    "normalization",
+    "max_prompt_tokens",
+    "device",
+    "dtype",
+    "gradient_checkpointing",
+    "scoring",
+    "disable_dropout",
+    "attn_implementation",
+    "verify_scoring",
+}
+
+
+@dataclass
+class PolicyConfig:
+    """Everything that defines an `LLMPolicy`. Saved as JSON inside every checkpoint."""
+
+    model: str = "offline-t5"
+    """Hugging Face id (e.g. "google/flan-t5-small"), local model directory or offline name."""
+    normalization: str = "sum"
+    """Action score: "sum" (log P(action)), "token" (mean per token) or "word" (per word)."""
+    head: str = "score"
+    """"score": GLAM, softmax over the candidates' scores; "action_head": NPAE, an MLP to
+    num_actions logits."""
+    num_actions: int = 6
+    """Size of the action head's output (head="action_head" only)."""
+    critic: str = "value_head"
+    """"value_head": MLP on the policy model's prompt state; "frozen_base": the same head on the
+    adapter-disabled base model (LoRA only; no second copy of the model)."""
+    finetune: str = "lora"
+    """"lora": only LoRA adapters and heads train; "full": every model weight trains too."""
+    lora_r: int = 16
+    """LoRA rank."""
+    lora_alpha: int = 32
+    """LoRA scaling numerator (the update is scaled by alpha / r)."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA input; 0 keeps PPO's ratios exact."""
+    lora_target_modules: tuple[str, ...] | None = None
+    """Module names that get adapters; None = per-architecture default (q/v projections)."""
+    value_head_hidden: int = 1024
+    """Width of the value (and action) head's two hidden layers."""
+    max_prompt_tokens: int | None = None
+    """Truncate longer prompts from the left (with a warning); None = the model's limit."""
+    device: str = "cpu"
+    """Torch device of the model and heads, e.g. "cuda" or "cuda:1"."""
+    dtype: str = "float32"
+    """Model weights: "float32", "bfloat16" (recommended on GPU) or "float16". Heads stay fp32."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in backward to save memory (scoring then avoids the KV cache)."""
+    seed: int = 0
+    """Seed of the heads' and LoRA adapters' initialisation."""
+    scoring: str = "auto"
+    """Scoring method: "auto", "cache", "packed" (decoder-only) or "recompute" (encoder-decoder)."""
+    disable_dropout: bool = True
+    """Set every dropout probability of the model config to 0 (PPO needs deterministic forwards)."""
+    attn_implementation: str | None = None
+    """Passed to transformers ("sdpa", "eager", ...); None = transformers' default."""
+    action_prefix: str | None = None
+    """Text put before each action when tokenizing it; None: " " (decoder-only), "" (seq2seq)."""
+    verify_scoring: bool = True
+    """At construction, check the fast scorer against the per-pair forward on a tiny input."""
+
+    def __post_init__(self):
+        def choose(name, options):
+            value = getattr(self, name)
+            if value not in options:
+                raise ValueError(f"PolicyConfig.{name}={value!r} is not one of {tuple(options)}")
+
+        if not isinstance(self.model, str) or not self.model:
+            raise ValueError(
+                "PolicyConfig.model must be a Hugging Face id, a local path or an offline name"
+            )
+        choose("normalization", NORMALIZATIONS)
+        choose("head", _HEADS)
+        choose("critic", _CRITICS)
+        choose("finetune", _FINETUNE)
+        choose("dtype", DTYPES)
+        choose("scoring", SCORING_METHODS)
+        if self.critic == "frozen_base" and self.finetune != "lora":
+            raise ValueError(
+                "critic='frozen_base' needs finetune='lora': the frozen base is the model with its "
+                "adapters switched off (full fine-tuning would need a second copy of the model)"
+            )
+        for name in ("num_actions", "lora_r", "value_head_hidden"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"PolicyConfig.{name} must be a positive int, got {value!r}")
+        if not self.lora_alpha > 0:
+            raise ValueError(f"PolicyConfig.lora_alpha must be positive, got {self.lora_alpha!r}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(
+                f"PolicyConfig.lora_dropout must be in [0, 1), got {self.lora_dropout!r}"
+            )
+        if self.max_prompt_tokens is not None and (
+            isinstance(self.max_prompt_tokens, bool)
+            or not isinstance(self.max_prompt_tokens, int)
+            or self.max_prompt_tokens < 1
+        ):
+            raise ValueError(
+                "PolicyConfig.max_prompt_tokens must be None or a positive int, "
+                f"got {self.max_prompt_tokens!r}"
+            )
+        if self.lora_target_modules is not None:
+            if isinstance(self.lora_target_modules, str):
+                self.lora_target_modules = (self.lora_target_modules,)
+            self.lora_target_modules = tuple(self.lora_target_modules)
+            if not self.lora_target_modules or not all(
+                isinstance(m, str) and m for m in self.lora_target_modules
+            ):
+                raise ValueError(
+                    "PolicyConfig.lora_target_modules must be None or a non-empty list of names"
+                )
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        if d["lora_target_modules"] is not None:
+            d["lora_target_modules"] = list(d["lora_target_modules"])
+        return d
+
+
+@dataclass
+class PolicyOutput:
+    """What `LLMPolicy.forward` returns."""
+
+    logits: torch.Tensor
+    """(B, A_max) fp32 action logits (scores); -inf where a prompt has fewer candidates."""
+    values: torch.Tensor
+    """(B,) fp32 state values."""
+
+    def distribution(self) -> torch.distributions.Categorical:
+        """Categorical over each prompt's candidates (softmax of `logits`)."""
+        return torch.distributions.Categorical(logits=self.logits.float())
+
+
+@contextmanager
+def _seeded(seed: int):
+    """Seed initialisations without touching the caller's RNG streams."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+class LLMPolicy(nn.Module):
+    """Actor-critic over text actions on top of any Hugging Face causal or seq2seq LM.
+
+    Args:
+        config: a `PolicyConfig`.
+        model_source: load the model weights from here instead of `config.model` (used by
+            `from_pretrained` for fully fine-tuned checkpoints).
+    """
+
+    def __init__(self, config: PolicyConfig, *, model_source: str | None = None):
+        super().__init__()
+        if not isinstance(config, PolicyConfig):
+            raise TypeError(f"config must be a PolicyConfig, got {type(config).__name__}")
+        self.config = dataclasses.replace(config)  # a private, re-validated copy
+        cfg = self.config
+        lm, tokenizer = load_model_and_tokenizer(
+            model_source or cfg.model,
+            dtype=cfg.dtype,
+            device=cfg.device,
+            disable_dropout=cfg.disable_dropout,
+            attn_implementation=cfg.attn_implementation,
+        )
+        self.tokenizer = tokenizer
+        self.base_fingerprint = model_fingerprint(lm) if cfg.finetune == "lora" else None
+        if cfg.gradient_checkpointing:
+            enable = (
+                getattr(lm, "activation_checkpointing_enable", None)
+                or lm.gradient_checkpointing_enable
+            )
+            enable({"use_reentrant": False})
+        if cfg.finetune == "lora":
+            from peft import LoraConfig, get_peft_model
+
+            model_type = lm.config.model_type
+            targets = cfg.lora_target_modules or default_lora_targets(model_type)
+            lora = LoraConfig(
+                r=cfg.lora_r,
+                lora_alpha=cfg.lora_alpha,
+                lora_dropout=cfg.lora_dropout,
+                target_modules=list(targets),
+                bias="none",
+                fan_in_fan_out=model_type == "gpt2",  # GPT-2 stores its projections as Conv1D
+            )
+            with _seeded(cfg.seed):
+                self.model = get_peft_model(lm, lora)
+        else:
+            lm.requires_grad_(True)
+            self.model = lm
+        self.scorer = ActionScorer(
+            self._lm,
+            tokenizer,
+            normalization=cfg.normalization,
+            method=cfg.scoring,
+            max_prompt_tokens=cfg.max_prompt_tokens,
+            action_prefix=cfg.action_prefix,
+        )
+        hidden = self.scorer.hidden_size
+        with _seeded(cfg.seed + 1):
+            self.value_head = ValueHead(hidden, cfg.value_head_hidden)
+            self.action_head = (
+                ActionHead(hidden, cfg.num_actions, cfg.value_head_hidden)
+                if cfg.head == "action_head"
+                else None
+            )
+        self.value_head.to(cfg.device)
+        if self.action_head is not None:
+            self.action_head.to(cfg.device)
+        if cfg.verify_scoring and cfg.head == "score" and cfg.dtype == "float32":
+            self.scorer.verify()
+
+    # ------------------------------------------------------------------ accessors
+
+    @property
+    def _lm(self):
+        """The transformers model (LoRA layers injected in place when finetune="lora")."""
+        get_base = getattr(self.model, "get_base_model", None)
+        return get_base() if callable(get_base) else self.model
+
+    @property
+    def device(self) -> torch.device:
+        return self.scorer.device
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """LoRA adapters + heads (finetune="lora"), or everything (finetune="full")."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    # ------------------------------------------------------------------ forward
+
+    def _check_action_head_candidates(self, prompts, candidates):
+        if candidates is None:
+            return
+        if isinstance(candidates, str) or len(candidates) not in (
+            len(prompts),
+            self.config.num_actions,
+        ):
+            raise ValueError(f"got {len(candidates)} candidate lists for {len(prompts)} prompts")
+        lists = (
+            [candidates] * len(prompts)
+            if all(isinstance(c, str) for c in candidates)
+            else candidates
+        )
+        if len(lists) != len(prompts):
+            raise ValueError(f"got {len(lists)} candidate lists for {len(prompts)} prompts")
+        for i, cands in enumerate(lists):
+            if len(cands) != self.config.num_actions:
+                raise ValueError(
+                    f"candidates[{i}] has {len(cands)} actions but the action head outputs "
+                    f"num_actions={self.config.num_actions} logits"
+                )
+
+    def _critic(self, prompts, features: torch.Tensor) -> torch.Tensor:
+        if self.config.critic == "value_head":
+            return self.value_head(features)
+        # frozen_base: the base model without adapters; it has no trainable weights, so no graph.
+        with torch.no_grad(), self.model.disable_adapter():
+            base_features = self.scorer.prompt_features(prompts)
+        return self.value_head(base_features)
+
+    def forward(
+        self, prompts: list[str], candidates: list[list[str]] | None = None
+    ) -> PolicyOutput:
+        """Action logits (B, A_max) and values (B,) for a batch of prompts. Differentiable.
+
+        `candidates`: one list of action strings per prompt (lists may differ in length), or a
+        single list of str shared by all prompts. With head="action_head" they are optional and,
+        if given, only checked to number `num_actions` each (logit i is action i).
+        """
+        if self.config.head == "score":
+            if candidates is None:
+                raise ValueError(
+                    "head='score' needs candidates: one list of action strings per prompt"
+                )
+            scored = self.scorer.score(prompts, candidates)
+            logits, features = scored.scores, scored.features
+        else:
+            self._check_action_head_candidates(prompts, candidates)
+            features = self.scorer.prompt_features(prompts)
+            logits = self.action_head(features)
+        return PolicyOutput(logits=logits, values=self._critic(prompts, features))
+
+    def value(self, prompts: list[str]) -> torch.Tensor:
+        """(B,) fp32 values alone (e.g. to bootstrap the last state of a rollout)."""
+        if self.config.critic == "frozen_base":
+            return self._critic(prompts, None)
+        return self.value_head(self.scorer.prompt_features(prompts))
+
+    def score(
+        self, prompts: list[str], candidates: list[list[str]], *, normalization: str | None = None
+    ) -> ScoreOutput:
+        """The scorer's full output (scores, per-token log-probs, features) for inspection."""
+        return self.scorer.score(prompts, candidates, normalization=normalization)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _heads_state(self) -> dict[str, torch.Tensor]:
+        state = {f"value_head.{k}": v for k, v in self.value_head.state_dict().items()}
+        if self.action_head is not None:
+            state.update({f"action_head.{k}": v for k, v in self.action_head.state_dict().items()})
+        return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+
+    def save_pretrained(self, path: str | os.PathLike) -> Path:
+        """Write a checkpoint directory (atomically):
+
+        - llm_policy_config.json: the PolicyConfig and the base model's fingerprint
+        - heads.safetensors: value head (and action head)
+        - adapter/: the LoRA adapter (peft format, safetensors), or
+          model/: the full model and tokenizer (finetune="full")
+        """
+        from safetensors.torch import save_file
+
+        lm = self._lm
+        meta = {
+            "format": "llm-policy",
+            "format_version": _FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "base_model_fingerprint": self.base_fingerprint,
+            "model_type": lm.config.model_type,
+            "hidden_size": self.scorer.hidden_size,
+        }
+        with atomic_directory(path, marker=CONFIG_NAME) as tmp:
+            save_file(self._heads_state(), str(tmp / HEADS_NAME), metadata={"format": "pt"})
+            if self.config.finetune == "lora":
+                self.model.save_pretrained(str(tmp / ADAPTER_DIR), safe_serialization=True)
+            else:
+                lm.save_pretrained(str(tmp / MODEL_DIR), safe_serialization=True)
+                self.tokenizer.save_pretrained(str(tmp / MODEL_DIR))
+            # written last: a directory with this file is complete
+            (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+        return Path(path)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, **overrides) -> LLMPolicy:
+        """Load a checkpoint written by `save_pretrained`; the result scores and values exactly as
+        the saved policy did. `overrides` may change run-time fields (device, dtype,
+        gradient_checkpointing, max_prompt_tokens, normalization, scoring, ...) and, for LoRA
+        checkpoints, `model` (where to find the same base model)."""
+        path = Path(path).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(f"no checkpoint directory at {path}")
+        config_file = path / CONFIG_NAME
+        if not config_file.is_file():
+            raise FileNotFoundError(
+                f"{path} has no {CONFIG_NAME}: not an llm-policy checkpoint (save_pretrained "
+                f"writes {CONFIG_NAME}, {HEADS_NAME} and {ADAPTER_DIR}/ or {MODEL_DIR}/)"
+            )
+        try:
+            meta = json.loads(config_file.read_text())
+        except ValueError as err:
+            raise ValueError(f"{config_file} is not valid JSON: {err}") from err
+        if meta.get("format") != "llm-policy" or meta.get("format_version") != _FORMAT_VERSION:
+            raise ValueError(
+                f"{config_file}: unsupported checkpoint format {meta.get('format')!r} version "
+                f"{meta.get('format_version')!r} (this llm-policy reads version {_FORMAT_VERSION})"
+            )
+        bad = sorted(set(overrides) - _OVERRIDABLE)
+        if bad:
+            raise ValueError(
+                f"cannot override {bad} when loading: they define the checkpoint's structure; "
+                f"overridable fields are {sorted(_OVERRIDABLE)}"
+            )
+        saved = dict(meta["config"])
+        known = {f.name for f in dataclasses.fields(PolicyConfig)}
+        unknown = sorted(set(saved) - known)
+        if unknown:
+            raise ValueError(
+                f"{config_file} has config fields this llm-policy does not know: {unknown}"
+            )
+        config = PolicyConfig(**{**saved, **overrides})
+        lora = config.finetune == "lora"
+        if not lora and "model" in overrides:
+            raise ValueError(
+                "a full fine-tuning checkpoint carries its own model; do not override `model`"
+            )
+
+        required = [HEADS_NAME]
+        if lora:
+            required += [
+                f"{ADAPTER_DIR}/adapter_config.json",
+                f"{ADAPTER_DIR}/adapter_model.safetensors",
+            ]
+        else:
+            required += [f"{MODEL_DIR}/config.json"]
+        missing = [name for name in required if not (path / name).is_file()]
+        if not lora and not any((path / MODEL_DIR).glob("*.safetensors")):
+            missing.append(f"{MODEL_DIR}/*.safetensors")
+        if missing:
+            raise FileNotFoundError(f"checkpoint {path} is incomplete; missing: {missing}")
+
+        policy = cls(config, model_source=None if lora else str(path / MODEL_DIR))
+        if lora:
+            expected = meta.get("base_model_fingerprint")
+            if expected is not None and expected != policy.base_fingerprint:
+                raise ValueError(
+                    f"base model mismatch: the adapter in {path} was trained on a base model with "
+                    f"fingerprint {expected}, but {config.model!r} loads as "
+                    f"{policy.base_fingerprint}; "
+                    "pass model=<the original base model> to from_pretrained"
+                )
+            policy._load_adapter(path / ADAPTER_DIR)
+        policy._load_heads(path / HEADS_NAME)
+        return policy
+
+    def _load_adapter(self, adapter_dir: Path) -> None:
+        from peft import get_peft_model_state_dict, set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        weights = load_file(str(adapter_dir / "adapter_model.safetensors"), device=str(self.device))
+        expected = get_peft_model_state_dict(self.model)
+        missing = sorted(set(expected) - set(weights))
+        unexpected = sorted(set(weights) - set(expected))
+        wrong = sorted(
+            f"{k}: checkpoint {tuple(weights[k].shape)} vs model {tuple(expected[k].shape)}"
+            for k in set(expected) & set(weights)
+            if weights[k].shape != expected[k].shape
+        )
+        if missing or unexpected or wrong:
+            raise ValueError(
+                f"adapter in {adapter_dir} does not match this policy's LoRA layout "
+                f"(lora_r / lora_target_modules / base model): missing {missing[:5]}"
+                f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
+                f"{'...' if len(unexpected) > 5 else ''}, wrong shapes {wrong[:5]}"
+            )
+        set_peft_model_state_dict(self.model, weights)
+
+    def _load_heads(self, file: Path) -> None:
+        from safetensors.torch import load_file
+
+        weights = load_file(str(file), device=str(self.device))
+        expected = self._heads_state()
+        missing = sorted(set(expected) - set(weights))
+        unexpected = sorted(set(weights) - set(expected))
+        wrong = sorted(
+            f"{k}: checkpoint {tuple(weights[k].shape)} vs policy {tuple(expected[k].shape)}"
+            for k in set(expected) & set(weights)
+            if weights[k].shape != expected[k].shape
+        )
+        if missing or unexpected or wrong:
+            raise ValueError(
+                f"{file} does not match the policy's heads (head / num_actions / "
+                "value_head_hidden): "
+                f"missing {missing}, unexpected {unexpected}, wrong shapes {wrong}"
+            )
+        self.value_head.load_state_dict(
+            {k[len("value_head.") :]: v for k, v in weights.items() if k.startswith("value_head.")}
+        )
+        if self.action_head is not None:
+            self.action_head.load_state_dict(
+                {
+                    k[len("action_head.") :]: v
+                    for k, v in weights.items()
+                    if k.startswith("action_head.")
+                }
+            )
