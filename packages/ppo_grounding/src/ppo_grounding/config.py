@@ -80,6 +80,8 @@ class RunConfig:
     """Directory for metrics.jsonl, TensorBoard events, checkpoints and the config."""
     checkpoint_every: int = 10
     """Write a checkpoint every N updates (and always at the end); 0 writes only the last one."""
+    max_minutes: float | None = None
+    """Stop after the update that crosses this many minutes of training (None: train to total_frames)."""
     resume: bool = False
     """Continue the run from the latest checkpoint in output_dir."""
     torch_threads: int | None = None

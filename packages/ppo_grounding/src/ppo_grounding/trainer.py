@@ -39,6 +39,7 @@ RESUMABLE_CHANGES = {
     "run.tensorboard",
     "run.torch_threads",
     "run.checkpoint_every",
+    "run.max_minutes",
 }
 
 
@@ -230,7 +231,7 @@ class PPOTrainer:
                     ("losses/clipfrac", loss.clipfrac),
                     ("losses/grad_norm", grad_norm),
                 ):
-                    sums[name] = sums.get(name, 0.0) + float(value)
+                    sums[name] = sums.get(name, 0.0) + float(value.detach())
                 last_kl, last_old_kl = float(loss.approx_kl), float(loss.old_approx_kl)
                 if p.target_kl is not None and last_kl > p.target_kl:
                     stop = True
@@ -261,7 +262,7 @@ class PPOTrainer:
 
             bar = tqdm(total=cfg.ppo.total_frames, initial=min(self.state.frames, cfg.ppo.total_frames), unit="frame", desc="train", dynamic_ncols=True)
         try:
-            while self.state.frames < cfg.ppo.total_frames:
+            while self.state.frames < cfg.ppo.total_frames and not self._out_of_time():
                 start = time.perf_counter()
                 lr = self.learning_rate_at(self.state.update)
                 for group in self.optimizer.param_groups:
@@ -298,6 +299,10 @@ class PPOTrainer:
             self.logger.close()
             self.envs.close()
         return self.state
+
+    def _out_of_time(self) -> bool:
+        limit = self.config.run.max_minutes
+        return limit is not None and self.state.elapsed_s >= 60 * limit
 
     def save(self) -> Path:
         return save_checkpoint(

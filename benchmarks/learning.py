@@ -1,0 +1,100 @@
+"""Learning benchmark: success rate against frames and minutes for the offline model, from scratch.
+
+    python benchmarks/learning.py                                                   # GoToRedBallNoDists, 3 min
+    python benchmarks/learning.py --env-id BabyAI-Text-GoToLocal-v0 --minutes 30
+
+Trains with the offline preset for a wall-clock budget on this machine, then evaluates the policy,
+a uniformly random agent and a "blind walk" (random actions drawn with the trained policy's own
+action frequencies, which ignores the text: the floor that proves grounding) on the same held-out
+seeds. Prints success at each minute and the final table; writes the learning curve PNG.
+Run it alone: other processes on the machine change frames/s and so what fits in the budget.
+"""
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import tyro
+
+from ppo_grounding import PPOTrainer, PolicyAgent, RandomAgent, evaluate, offline_preset
+from ppo_grounding.metrics import read_metrics
+from ppo_grounding.plot import plot_runs
+
+
+@dataclass
+class Args:
+    env_id: str = "BabyAI-Text-GoToRedBallNoDists-v0"
+    """Level to learn."""
+    minutes: float = 3.0
+    """Wall-clock training budget."""
+    episodes: int = 300
+    """Evaluation episodes per agent."""
+    seed: int = 1
+    """Run seed."""
+    num_observations: int | None = None
+    """Observations in the prompt (default: the offline preset's)."""
+    learning_rate: float | None = None
+    """Learning rate (default: the offline preset's)."""
+    model: str | None = None
+    """Model (default: the offline preset's)."""
+    normalization: str | None = None
+    """Score normalisation (default: the offline preset's)."""
+    png: str | None = None
+    """Where to write the curve (default: <run dir>/learning_curve.png)."""
+
+
+def main(args: Args) -> None:
+    config = offline_preset()
+    config.env.env_id = args.env_id
+    config.ppo.total_frames = 10**9
+    config.run.max_minutes = args.minutes
+    config.run.seed = args.seed
+    config.run.checkpoint_every = 0
+    if args.num_observations is not None:
+        config.env.num_observations = args.num_observations
+    if args.learning_rate is not None:
+        config.ppo.learning_rate = args.learning_rate
+    if args.model is not None:
+        config.policy.model = args.model
+    if args.normalization is not None:
+        config.policy.normalization = args.normalization
+    level = args.env_id.removeprefix("BabyAI-Text-").removesuffix("-v0")
+    config.run.output_dir = time.strftime(f"runs/learning-{level}-%Y%m%d-%H%M%S")
+
+    print(f"torch threads: {torch.get_num_threads()}; config:\n{json.dumps(config.to_dict(), indent=1)}")
+    trainer = PPOTrainer(config)
+    trainer.train()
+
+    rows = read_metrics(config.run.output_dir)
+    print(f"\n{'minute':>6}{'frames':>9}{'success':>9}{'fps':>7}")
+    next_minute = 0.5
+    for row in rows:
+        if row["time/elapsed_s"] / 60 >= next_minute or row is rows[-1]:
+            print(f"{row['time/elapsed_s'] / 60:>6.1f}{int(row['charts/frames']):>9}"
+                  f"{row['charts/success_rate']:>9.2f}{row['charts/SPS']:>7.0f}")
+            next_minute = row["time/elapsed_s"] / 60 + 0.5
+    last = rows[-1]
+    names = trainer.action_names
+    frequencies = [last[f"charts/action_frac/{name}"] for name in names]
+
+    common = dict(episodes=args.episodes, num_observations=config.env.num_observations)
+    results = {
+        "trained (sampled)": evaluate(PolicyAgent(trainer.policy), args.env_id, **common),
+        "uniform random": evaluate(RandomAgent(seed=0), args.env_id, **common),
+        "blind walk": evaluate(RandomAgent(seed=0, weights=frequencies), args.env_id, **common),
+    }
+    print(f"\n{args.env_id}: {last['charts/frames']:.0f} frames in {last['time/elapsed_s'] / 60:.1f} min, "
+          f"{last['charts/frames'] / last['time/elapsed_s']:.0f} frames/s")
+    print("blind walk action frequencies: " + ", ".join(f"{n} {f:.2f}" for n, f in zip(names, frequencies)))
+    for name, result in results.items():
+        print(f"  {name:<18} {result.summary()}")
+    png = args.png or str(Path(config.run.output_dir) / "learning_curve.png")
+    plot_runs([config.run.output_dir], png, baselines={"uniform random": results["uniform random"].success_rate,
+                                                       "blind walk": results["blind walk"].success_rate})
+    print(f"curve: {png}")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))

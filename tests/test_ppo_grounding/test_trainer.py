@@ -1,0 +1,117 @@
+import json
+
+import pytest
+import torch
+
+from ppo_grounding import PPOTrainer
+from ppo_grounding.checkpoint import latest_checkpoint
+from ppo_grounding.metrics import read_metrics
+
+from .helpers import tiny_config
+
+FIXED_METRICS = {
+    "charts/frames", "charts/episodes", "charts/success_rate", "charts/SPS", "charts/learning_rate",
+    "losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/approx_kl",
+    "losses/old_approx_kl", "losses/clipfrac", "losses/explained_variance", "losses/grad_norm",
+    "time/elapsed_s",
+}
+
+
+def test_two_update_smoke_run_logs_metrics_and_checkpoints(tmp_path):
+    config = tiny_config(tmp_path / "run")
+    state = PPOTrainer(config).train()
+    assert (state.update, state.frames) == (2, 32)
+    rows = read_metrics(tmp_path / "run")
+    assert [r["update"] for r in rows] == [1, 2]
+    assert FIXED_METRICS <= set(rows[0])
+    assert sum(rows[-1][f"charts/action_frac/{name}"] for name in ("turn left", "turn right", "go forward", "pick up", "drop", "toggle")) == pytest.approx(1.0)
+    assert latest_checkpoint(tmp_path / "run").name == "update_000002"
+    assert (tmp_path / "run" / "checkpoints" / "update_000001" / "policy").is_dir()
+
+
+def test_training_changes_the_policy_and_same_seed_gives_same_run(tmp_path):
+    first = PPOTrainer(tiny_config(tmp_path / "a", total_frames=16))
+    before = [p.detach().clone() for p in first.policy.trainable_parameters()]
+    first.train()
+    assert any(not torch.equal(b, p) for b, p in zip(before, first.policy.trainable_parameters()))
+    second = PPOTrainer(tiny_config(tmp_path / "b", total_frames=16))
+    second.train()
+    for a, b in zip(first.policy.trainable_parameters(), second.policy.trainable_parameters()):
+        torch.testing.assert_close(a, b)
+    assert read_metrics(tmp_path / "a")[0]["losses/policy_loss"] == read_metrics(tmp_path / "b")[0]["losses/policy_loss"]
+
+
+def test_resume_continues_from_the_latest_checkpoint(tmp_path):
+    PPOTrainer(tiny_config(tmp_path / "run", total_frames=16)).train()
+    checkpoint = latest_checkpoint(tmp_path / "run")
+    config = tiny_config(tmp_path / "run", total_frames=48)
+    config.run.resume = True
+    trainer = PPOTrainer(config)
+    assert trainer.state.update == 1 and trainer.state.frames == 16
+    saved = json.loads((checkpoint / "optimizer.json").read_text())
+    assert trainer.optimizer.state_dict()["param_groups"][0]["lr"] == saved["param_groups"][0]["lr"]
+    adam_state = next(iter(trainer.optimizer.state.values()))
+    assert float(adam_state["step"]) > 0, "Adam moments were restored, not restarted"
+    state = trainer.train()
+    assert state.update == 3
+    assert [r["update"] for r in read_metrics(tmp_path / "run")] == [1, 2, 3]
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path):
+    PPOTrainer(tiny_config(tmp_path / "run", total_frames=16)).train()
+    config = tiny_config(tmp_path / "run", total_frames=32, learning_rate=5e-4)
+    config.run.resume = True
+    with pytest.raises(ValueError, match="ppo.learning_rate"):
+        PPOTrainer(config)
+
+
+def test_resume_without_checkpoint_says_what_to_do(tmp_path):
+    config = tiny_config(tmp_path / "empty")
+    config.run.resume = True
+    with pytest.raises(FileNotFoundError, match="without --run.resume"):
+        PPOTrainer(config)
+
+
+def test_a_new_run_never_overwrites_an_existing_one(tmp_path):
+    PPOTrainer(tiny_config(tmp_path / "run", total_frames=16)).train()
+    with pytest.raises(FileExistsError, match="--run.resume"):
+        PPOTrainer(tiny_config(tmp_path / "run", total_frames=16))
+    assert latest_checkpoint(tmp_path / "run").name == "update_000001"
+
+
+def test_gradient_clipping_is_really_applied(tmp_path):
+    trainer = PPOTrainer(tiny_config(tmp_path / "run", max_grad_norm=1e-4))
+    params = trainer.policy.trainable_parameters()
+    norms_at_step = []
+    original_step = trainer.optimizer.step
+
+    def recording_step(*args, **kwargs):
+        norms_at_step.append(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None])).item())
+        return original_step(*args, **kwargs)
+
+    trainer.optimizer.step = recording_step
+    rollout, _ = trainer.collect_rollout()
+    metrics = trainer.update(rollout)
+    assert norms_at_step and max(norms_at_step) <= 1e-4 * 1.001
+    assert metrics["losses/grad_norm"] > 1e-4, "the pre-clip norm is logged, and was above the limit"
+
+
+def test_episode_end_clears_the_prompt_history(tmp_path):
+    # GoToRedBallNoDists times out after 64 steps, so 70 steps see every env's episode end.
+    trainer = PPOTrainer(tiny_config(tmp_path / "run", num_steps=70, minibatch_size=10))
+    rollout, stats = trainer.collect_rollout()
+    ended = rollout.terminated | rollout.truncated
+    assert ended.any(dim=0).all()
+    for t, env in ended[:-1].nonzero().tolist():
+        next_prompt = rollout.prompts[t + 1][env]
+        assert "Observation 0:" in next_prompt and "Observation 1:" not in next_prompt
+    # Within an episode the history grows up to num_observations=3.
+    assert "Observation 2:" in rollout.prompts[5][0]
+    assert stats["charts/episodes_finished"] == int(ended.sum())
+
+
+def test_invalid_config_is_rejected_with_a_fix(tmp_path):
+    with pytest.raises(ValueError, match="does not divide"):
+        PPOTrainer(tiny_config(tmp_path / "run", minibatch_size=5))
+    with pytest.raises(ValueError, match="between 1 and the rollout size"):
+        PPOTrainer(tiny_config(tmp_path / "run", minibatch_size=64))
