@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,7 +220,9 @@ class LLMPolicy(nn.Module):
                 bias="none",
                 fan_in_fan_out=model_type == "gpt2",  # GPT-2 stores its projections as Conv1D
             )
-            with _seeded(cfg.seed):
+            with _seeded(cfg.seed), warnings.catch_warnings():
+                # peft probes a deprecated transformers property; not actionable for our users
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
                 self.model = get_peft_model(lm, lora)
         else:
             lm.requires_grad_(True)
@@ -267,16 +270,10 @@ class LLMPolicy(nn.Module):
     def _check_action_head_candidates(self, prompts, candidates):
         if candidates is None:
             return
-        if isinstance(candidates, str) or len(candidates) not in (
-            len(prompts),
-            self.config.num_actions,
-        ):
-            raise ValueError(f"got {len(candidates)} candidate lists for {len(prompts)} prompts")
-        lists = (
-            [candidates] * len(prompts)
-            if all(isinstance(c, str) for c in candidates)
-            else candidates
-        )
+        if isinstance(candidates, str) or not isinstance(candidates, (list, tuple)):
+            raise TypeError("candidates must be a list of action lists (or one list of str)")
+        shared = len(candidates) > 0 and all(isinstance(c, str) for c in candidates)
+        lists = [candidates] * len(prompts) if shared else candidates
         if len(lists) != len(prompts):
             raise ValueError(f"got {len(lists)} candidate lists for {len(prompts)} prompts")
         for i, cands in enumerate(lists):

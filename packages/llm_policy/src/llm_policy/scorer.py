@@ -267,13 +267,7 @@ class ActionScorer:
                 self._candidate_cache[text] = ids
         return ids
 
-    def tokenize(
-        self,
-        prompts: Sequence[str],
-        candidates: Sequence[Sequence[str]] | Sequence[str],
-        method: str = "cache",
-    ) -> TokenizedBatch:
-        """Validate and tokenize. `candidates` is one list per prompt, or one list for all."""
+    def _check_prompts(self, prompts) -> None:
         if isinstance(prompts, str) or not isinstance(prompts, Sequence):
             raise TypeError("prompts must be a list of str (wrap a single prompt in a list)")
         if len(prompts) == 0:
@@ -281,6 +275,15 @@ class ActionScorer:
         for i, p in enumerate(prompts):
             if not isinstance(p, str):
                 raise TypeError(f"prompts[{i}] is a {type(p).__name__}, expected str")
+
+    def tokenize(
+        self,
+        prompts: Sequence[str],
+        candidates: Sequence[Sequence[str]] | Sequence[str],
+        method: str = "cache",
+    ) -> TokenizedBatch:
+        """Validate and tokenize. `candidates` is one list per prompt, or one list for all."""
+        self._check_prompts(prompts)
         if isinstance(candidates, str) or not isinstance(candidates, Sequence):
             raise TypeError(
                 "candidates must be a list of candidate lists (or one list of str for all prompts)"
@@ -292,7 +295,7 @@ class ActionScorer:
                 f"got {len(prompts)} prompts but {len(candidates)} candidate lists; pass one list "
                 "of candidates per prompt (or a single list of str shared by all prompts)"
             )
-        pair_prompt, pair_slot, cand_ids, num_words, counts = [], [], [], [], []
+        pair_prompt, pair_slot, cand_ids, num_words, counts, reserves = [], [], [], [], [], []
         for i, cands in enumerate(candidates):
             if isinstance(cands, str) or not isinstance(cands, Sequence):
                 raise TypeError(
@@ -302,6 +305,7 @@ class ActionScorer:
                 raise ValueError(
                     f"candidates[{i}] is empty: every prompt needs at least one candidate action"
                 )
+            lengths = []
             for j, c in enumerate(cands):
                 if not isinstance(c, str):
                     raise TypeError(f"candidates[{i}][{j}] is a {type(c).__name__}, expected str")
@@ -315,19 +319,33 @@ class ActionScorer:
                 pair_slot.append(j)
                 cand_ids.append(ids)
                 num_words.append(max(1, len(c.split())))
+                lengths.append(len(ids))
             counts.append(len(cands))
+            reserves.append(self._reserve(lengths, method))
+        prompt_ids, truncated = self._tokenize_prompts(prompts, reserves)
+        return TokenizedBatch(
+            prompt_ids, cand_ids, pair_prompt, pair_slot, num_words, counts, truncated
+        )
 
-        encoded = self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
+    def _reserve(self, candidate_lengths: list[int], method: str) -> int:
+        """Positions a decoder-only model needs after the prompt for these candidates."""
+        if self.is_encoder_decoder:
+            return 0
+        if method == "packed":
+            return sum(n - 1 for n in candidate_lengths) + 1
+        return max(candidate_lengths)  # prompt + whole action (what the per-pair reference runs)
+
+    def _tokenize_prompts(self, prompts: Sequence[str], reserves: list[int]):
+        # verbose=False: we truncate (and warn) ourselves, below
+        encoded = self.tokenizer(list(prompts), add_special_tokens=True, verbose=False)["input_ids"]
         bos = self.tokenizer.bos_token_id
         eos = self.tokenizer.eos_token_id
-        prompt_ids, truncated, start = [], 0, 0
+        prompt_ids, truncated = [], 0
         for i, ids in enumerate(encoded):
             ids = list(ids)
             if not self.is_encoder_decoder and eos is not None and len(ids) > 1 and ids[-1] == eos:
                 ids = ids[:-1]  # a decoder-only prompt must end where the action starts
-            lens = [len(c) for c in cand_ids[start : start + counts[i]]]
-            start += counts[i]
-            limit = self._prompt_limit(lens, method)
+            limit = self._prompt_limit(reserves[i])
             if len(ids) > limit:
                 keep_bos = bos is not None and ids[0] == bos and limit > 1
                 ids = ([bos] + ids[len(ids) - limit + 1 :]) if keep_bos else ids[len(ids) - limit :]
@@ -341,11 +359,9 @@ class ActionScorer:
                 "from the left (the end of the prompt is kept); shorten the history "
                 "(num_observations) or raise max_prompt_tokens",
                 PromptTruncationWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-        return TokenizedBatch(
-            prompt_ids, cand_ids, pair_prompt, pair_slot, num_words, counts, truncated
-        )
+        return prompt_ids, truncated
 
     def _describe_limit(self) -> str:
         parts = []
@@ -355,21 +371,14 @@ class ActionScorer:
             parts.append(f"model limit of {self.model_max_length} tokens")
         return " / ".join(parts) or "token limit"
 
-    def _prompt_limit(self, candidate_lengths: list[int], method: str) -> int:
+    def _prompt_limit(self, reserve: int) -> int:
         limit = self.max_prompt_tokens if self.max_prompt_tokens is not None else math.inf
         model_max = self.model_max_length
         if model_max is not None:
-            if self.is_encoder_decoder:
-                reserve = 0
-            elif method == "packed":
-                reserve = sum(n - 1 for n in candidate_lengths)
-            else:
-                reserve = max(candidate_lengths) - 1
             if model_max - reserve < 1:
                 raise ValueError(
                     f"the candidates need {reserve} positions after the prompt but the model "
-                    "accepts "
-                    f"only {model_max}; shorten the candidates"
+                    f"accepts only {model_max}; shorten the candidates"
                 )
             limit = min(limit, model_max - reserve)
         return int(limit) if limit != math.inf else 1 << 60
@@ -595,7 +604,9 @@ class ActionScorer:
     def prompt_features(self, prompts: Sequence[str]) -> torch.Tensor:
         """(B, d) hidden state of each prompt: the last prompt token (decoder-only) or the last
         decoder layer at the decoder-start position (encoder-decoder). Model dtype."""
-        tb = self.tokenize(prompts, [["x"]] * len(prompts), method="recompute")
+        self._check_prompts(prompts)
+        prompt_ids, _ = self._tokenize_prompts(prompts, [0] * len(prompts))
+        tb = TokenizedBatch(prompt_ids, [[self.pad_id]], [0], [0], [1], [1])
         t = self.collate(tb)
         if self.is_encoder_decoder:
             enc = self._encode(t)

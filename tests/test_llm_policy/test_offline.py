@@ -1,0 +1,90 @@
+import json
+import os
+
+import pytest
+import torch
+from llm_policy import OFFLINE_MODELS, offline_model_path
+from llm_policy.offline import SPECIAL_TOKENS, build_word_tokenizer, cache_root, vocabulary
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+
+def test_vocabulary_covers_babyai_text():
+    words = vocabulary()
+    assert words[: len(SPECIAL_TOKENS)] == list(SPECIAL_TOKENS)
+    assert len(words) == len(set(words))
+    required = (
+        "red green blue purple yellow grey key ball box door wall open closed locked "
+        "you see a an step steps forward left right and carry "
+        "go to pick up put next then after the "
+        "possible action of agent goal observation : , "
+        "tu vois un une mur à pas devant gauche droite et portes clef balle boîte porte "
+        "rouge verte bleue violette jaune grise ouverte fermée "
+        "tourner aller tout droit attraper lâcher basculer rotate move ahead take release switch "
+        "turn drop toggle 0 1 2 6 7 10 20"
+    ).split()
+    missing = [w for w in required if w not in words]
+    assert not missing
+
+
+def test_tokenizer_lowercases_splits_punctuation_and_maps_unknown_words():
+    tok = build_word_tokenizer()
+    ids = tok("You see a RED ball 1 step left, Tu vois une boîte: blorp", add_special_tokens=False)[
+        "input_ids"
+    ]
+    tokens = tok.convert_ids_to_tokens(ids)
+    assert tokens == [
+        "you", "see", "a", "red", "ball", "1", "step", "left", ",",
+        "tu", "vois", "une", "boîte", ":", "[UNK]",
+    ]  # fmt: skip
+    assert tok.pad_token_id == 0 and tok.unk_token_id == 1
+
+
+@pytest.mark.parametrize("name", sorted(OFFLINE_MODELS))
+def test_offline_models_build_once_deterministically_and_load_like_any_model(
+    name, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("LLM_POLICY_CACHE", str(tmp_path / "a"))
+    first = offline_model_path(name)
+    assert first == tmp_path / "a" / name and cache_root() == tmp_path / "a"
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [name]  # no temporary leftovers
+    stamp = os.stat(first / "model.safetensors").st_mtime_ns
+    assert (
+        offline_model_path(name) == first
+        and os.stat(first / "model.safetensors").st_mtime_ns == stamp
+    )
+
+    monkeypatch.setenv("LLM_POLICY_CACHE", str(tmp_path / "b"))
+    second = offline_model_path(name)
+    a, b = load_file(str(first / "model.safetensors")), load_file(str(second / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    auto = (
+        AutoModelForSeq2SeqLM if OFFLINE_MODELS[name].architecture == "t5" else AutoModelForCausalLM
+    )
+    model = auto.from_pretrained(second)
+    tok = AutoTokenizer.from_pretrained(second)
+    assert len(tok) == model.config.vocab_size == len(vocabulary())
+    n = sum(p.numel() for p in model.parameters())
+    if name == "offline-t5":  # "a few million parameters", untied output head like Flan-T5
+        assert 2e6 < n < 6e6
+        assert model.lm_head.weight.data_ptr() != model.shared.weight.data_ptr()
+        assert model.config.is_encoder_decoder
+    else:
+        assert 2e5 < n < 1e6
+
+
+def test_stale_build_is_replaced(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_POLICY_CACHE", str(tmp_path))
+    path = offline_model_path("offline-gpt2")
+    info = json.loads((path / "llm_policy_offline.json").read_text())
+    info["spec_hash"] = "stale"
+    (path / "llm_policy_offline.json").write_text(json.dumps(info))
+    assert offline_model_path("offline-gpt2") == path
+    assert json.loads((path / "llm_policy_offline.json").read_text())["spec_hash"] != "stale"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["offline-gpt2"]
+
+
+def test_unknown_offline_name():
+    with pytest.raises(KeyError, match="available"):
+        offline_model_path("offline-bert")

@@ -1,0 +1,292 @@
+"""The fast scorer equals the naive per-pair computation, for values and gradients."""
+
+import pytest
+import torch
+from llm_policy import (
+    ENGLISH_ACTION_NAMES,
+    FRENCH_ACTION_NAMES,
+    SYNONYM_ACTION_NAMES,
+    ActionScorer,
+    PromptTruncationWarning,
+    build_prompt,
+    naive_scores,
+    padded_batch_scores,
+)
+from llm_policy.loading import load_model_and_tokenizer
+
+KINDS = ("t5", "flan-t5", "gpt2", "llama", "qwen2")
+FAST = {
+    "t5": "recompute",
+    "flan-t5": "recompute",
+    "gpt2": "packed",
+    "llama": "packed",
+    "qwen2": "packed",
+}
+ATOL = 1e-4
+
+
+def make_prompts():
+    obs = [
+        ["You see a wall 5 steps forward", "You see a blue key 1 step left and 2 steps forward"],
+        ["You see a wall 4 steps forward"],
+        ["You carry a red ball", "You see a closed yellow door 2 steps right and 3 steps forward"],
+    ]
+    return [
+        build_prompt(
+            "pick up the blue key", obs, ["go forward", "turn left"], ENGLISH_ACTION_NAMES
+        ),
+        build_prompt("go to the red ball", obs[:1], [], ENGLISH_ACTION_NAMES),
+        build_prompt(
+            "va à la boîte rouge",
+            [["Tu vois un mur à 2 pas devant"]],
+            [],
+            FRENCH_ACTION_NAMES,
+            template="fr",
+        ),
+        build_prompt(
+            "open the door", obs[1:], ["toggle"], SYNONYM_ACTION_NAMES, num_observations=1
+        ),
+    ]
+
+
+CANDIDATES = [
+    list(ENGLISH_ACTION_NAMES),
+    ["go forward", "drop"],  # prompts may have different candidate lists
+    list(FRENCH_ACTION_NAMES),
+    ["switch", "pick up the red key then go to the grey door", "rotate left"],
+]
+
+
+@pytest.fixture(scope="module")
+def scorers(tiny_model_dir):
+    cache = {}
+
+    def get(kind):
+        if kind not in cache:
+            model, tok = load_model_and_tokenizer(tiny_model_dir(kind))
+            model.eval()
+            cache[kind] = ActionScorer(model, tok)
+        return cache[kind]
+
+    return get
+
+
+def finite_close(a, b, atol=ATOL):
+    assert a.shape == b.shape
+    assert torch.equal(torch.isinf(a), torch.isinf(b))
+    fin = torch.isfinite(a)
+    err = (a[fin] - b[fin]).abs().max().item()
+    assert err <= atol, err
+
+
+@pytest.mark.parametrize("normalization", ["sum", "token", "word"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_fast_methods_equal_naive_per_pair(scorers, kind, normalization):
+    scorer = scorers(kind)
+    prompts = make_prompts()
+    with torch.no_grad():
+        want = naive_scores(scorer, prompts, CANDIDATES, normalization)
+        finite_close(padded_batch_scores(scorer, prompts, CANDIDATES, normalization), want)
+        for method in ("cache", FAST[kind]):
+            got = scorer.score(prompts, CANDIDATES, normalization=normalization, method=method)
+            finite_close(got.scores, want)
+            assert got.scores.dtype == torch.float32
+            assert got.features.shape == (len(prompts), scorer.hidden_size)
+    # -inf exactly where a prompt has fewer candidates
+    assert torch.isinf(want).sum().item() == sum(
+        max(map(len, CANDIDATES)) - len(c) for c in CANDIDATES
+    )
+    if normalization == "sum":  # realistic magnitudes: units to tens per action, never hundreds
+        finite = want[torch.isfinite(want)]
+        assert finite.max() < 0 and finite.min() > -150
+
+
+def test_normalizations_divide_the_sum(scorers):
+    scorer = scorers("gpt2")
+    prompts = make_prompts()
+    with torch.no_grad():
+        out = {
+            n: scorer.score(prompts, CANDIDATES, normalization=n) for n in ("sum", "token", "word")
+        }
+    s = out["sum"]
+    fin = torch.isfinite(s.scores)
+    tokens = s.token_mask.sum(-1).float()
+    words = torch.tensor([float(len(c.split())) for cands in CANDIDATES for c in cands])
+    flat = s.scores[fin]  # pairs in prompt-then-candidate order, like the flattening of fin
+    torch.testing.assert_close(out["token"].scores[fin], flat / tokens)
+    torch.testing.assert_close(out["word"].scores[fin], flat / words)
+    # token log-probs are log-softmax values with padding exactly 0
+    assert (s.token_logprobs[~s.token_mask] == 0).all() and (
+        s.token_logprobs[s.token_mask] < 0
+    ).all()
+
+
+@pytest.mark.parametrize("kind", ["t5", "gpt2", "llama"])
+def test_gradients_equal_naive(scorers, kind):
+    scorer = scorers(kind)
+    params = [p for p in scorer.model.parameters() if p.requires_grad]
+    prompts, cands = make_prompts()[:3], CANDIDATES[:3]
+
+    def grads(fn):
+        s = fn()
+        loss = s[torch.isfinite(s)].sum()
+        return torch.autograd.grad(loss, params, allow_unused=True)
+
+    want = grads(lambda: naive_scores(scorer, prompts, cands))
+    for method in ("cache", FAST[kind]):
+        got = grads(lambda m=method: scorer.score(prompts, cands, method=m).scores)
+        for g, w in zip(got, want, strict=True):
+            if w is None:
+                assert g is None or g.abs().max() == 0
+                continue
+            torch.testing.assert_close(g, w, atol=2e-4, rtol=1e-3)
+
+
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing:FutureWarning")
+@pytest.mark.parametrize("kind", ["flan-t5", "gpt2", "llama"])
+def test_peft_model_with_gradient_checkpointing(tiny_model_dir, kind):
+    from llm_policy.loading import default_lora_targets
+    from peft import LoraConfig, get_peft_model
+
+    model, tok = load_model_and_tokenizer(tiny_model_dir(kind))
+    model.activation_checkpointing_enable({"use_reentrant": False})
+    targets = list(default_lora_targets(model.config.model_type))
+    peft_model = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=8, target_modules=targets, fan_in_fan_out=kind == "gpt2")
+    )
+    with torch.no_grad():  # non-zero adapters, so that they matter
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.1)
+    scorer = ActionScorer(model, tok)
+    prompts, cands = make_prompts()[:2], CANDIDATES[:2]
+    lora = [p for n, p in peft_model.named_parameters() if p.requires_grad]
+
+    model.eval()  # no checkpointing outside training: the cache path
+    assert scorer.resolve_method() == "cache"
+    ref = scorer.score(prompts, cands).scores
+    ref_grads = torch.autograd.grad(ref[torch.isfinite(ref)].sum(), lora)
+    with torch.no_grad():
+        finite_close(ref, naive_scores(scorer, prompts, cands))
+
+    model.train()  # checkpointing active: the cache-free path, same numbers and gradients
+    assert scorer.resolve_method() == FAST[kind]
+    with pytest.raises(ValueError, match="gradient checkpointing"):
+        scorer.resolve_method("cache")
+    got = scorer.score(prompts, cands).scores
+    assert got.requires_grad
+    finite_close(got.detach(), ref.detach())
+    got_grads = torch.autograd.grad(got[torch.isfinite(got)].sum(), lora)
+    for g, w in zip(got_grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-4)
+    assert any(g.abs().sum() > 0 for g in got_grads)
+
+
+@pytest.mark.parametrize("kind", ["t5", "gpt2"])
+def test_only_needed_logits_are_computed(scorers, kind):
+    """The output head sees the last prompt (or decoder-start) state and one state per action
+    token after the first: never the whole prompt."""
+    scorer = scorers(kind)
+    prompts, cands = make_prompts(), CANDIDATES
+    rows = []
+    head = scorer.model.get_output_embeddings()
+    hook = head.register_forward_hook(
+        lambda m, i, o: rows.append(i[0].reshape(-1, i[0].shape[-1]).shape[0])
+    )
+    try:
+        with torch.no_grad():
+            for method in ("cache", FAST[kind]):
+                rows.clear()
+                out = scorer.score(prompts, cands, method=method)
+                later_tokens = int((out.token_mask.sum(-1) - 1).sum())
+                assert sum(rows) == len(prompts) + later_tokens
+    finally:
+        hook.remove()
+
+
+def test_candidates_are_scored_independently(scorers):
+    """Packing candidates together must not let them see each other."""
+    scorer = scorers("llama")
+    prompt = make_prompts()[:1]
+    with torch.no_grad():
+        alone = scorer.score(
+            prompt, [["pick up the red key then go to the grey door"]], method="packed"
+        ).scores[0, 0]
+        crowd = [
+            "go forward",
+            "pick up the red key then go to the grey door",
+            "turn left after you open the door",
+        ]
+        packed = scorer.score(prompt, [crowd], method="packed").scores[0, 1]
+    assert abs(alone.item() - packed.item()) < ATOL
+
+
+def test_shared_candidate_list_and_single_token_actions(scorers):
+    scorer = scorers("gpt2")
+    prompts = make_prompts()
+    with torch.no_grad():
+        shared = scorer.score(prompts, ["drop", "toggle"]).scores  # single-token actions only
+        explicit = scorer.score(prompts, [["drop", "toggle"]] * len(prompts)).scores
+        want = naive_scores(scorer, prompts, [["drop", "toggle"]] * len(prompts))
+        single = torch.cat([scorer.score([p], [["drop", "toggle"]]).scores for p in prompts])
+    finite_close(shared, want)
+    finite_close(explicit, want)
+    finite_close(single, want)
+
+
+def test_bad_input_is_explained(scorers):
+    scorer = scorers("gpt2")
+    p = make_prompts()[:2]
+    with pytest.raises(ValueError, match=r"candidates\[1\] is empty"):
+        scorer.score(p, [["go forward"], []])
+    with pytest.raises(ValueError, match="2 prompts but 3 candidate lists"):
+        scorer.score(p, [["a"], ["b"], ["c"]])
+    with pytest.raises(ValueError, match="unknown normalization"):
+        scorer.score(p, [["a"], ["b"]], normalization="mean")
+    with pytest.raises(ValueError, match="has no tokens"):
+        scorer.score(p, [["go forward"], [" "]])
+    with pytest.raises(TypeError, match="list of str"):
+        scorer.score(p[0], [["a"]])
+    with pytest.raises(TypeError, match=r"candidates\[0\]\[1\]"):
+        scorer.score(p, [["a", 3], ["b"]])
+    with pytest.raises(ValueError, match="prompts is empty"):
+        scorer.score([], [])
+    with pytest.raises(ValueError, match="decoder-only"):
+        scorers("t5").score(p, [["a"], ["b"]], method="packed")
+    with pytest.raises(ValueError, match="encoder-decoder"):
+        scorer.score(p, [["a"], ["b"]], method="recompute")
+    with pytest.raises(ValueError, match="unknown scoring method"):
+        scorer.score(p, [["a"], ["b"]], method="fast")
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "t5"])
+def test_long_prompts_are_truncated_from_the_left(scorers, kind):
+    scorer = scorers(kind)  # tiny models accept 128 tokens (positions / tokenizer limit)
+    history = [
+        [f"You see a wall {i % 7} steps forward", "You see a red ball 1 step left"]
+        for i in range(30)
+    ]
+    long_prompt = build_prompt(
+        "go to the red ball",
+        history,
+        ["go forward"] * 29,
+        ENGLISH_ACTION_NAMES,
+        num_observations=30,
+    )
+    cands = [["go forward", "pick up the red key then go to the grey door"]]
+    with pytest.warns(PromptTruncationWarning, match="truncated from the left"):
+        tb = scorer.tokenize([long_prompt], cands, "cache")
+    full = scorer.tokenizer(long_prompt)["input_ids"]
+    kept = tb.prompt_ids[0]
+    assert len(kept) < len(full) and kept == full[len(full) - len(kept) :]  # the end is kept
+    if kind == "gpt2":  # prompt + action must fit the 128 positions
+        assert len(kept) + max(map(len, tb.candidate_ids)) == 128
+    with torch.no_grad(), pytest.warns(PromptTruncationWarning):
+        got = scorer.score([long_prompt], cands).scores
+    with torch.no_grad(), pytest.warns(PromptTruncationWarning):
+        finite_close(got, naive_scores(scorer, [long_prompt], cands))
+
+    limited = ActionScorer(scorer.model, scorer.tokenizer, max_prompt_tokens=10)
+    with pytest.warns(PromptTruncationWarning, match="max_prompt_tokens=10"):
+        tb = limited.tokenize([long_prompt], cands)
+    assert tb.prompt_ids[0] == full[-10:]
