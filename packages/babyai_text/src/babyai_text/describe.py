@@ -47,6 +47,8 @@ _DOOR = OBJECT_TO_IDX["door"]
 
 # bytes.translate table: 1 for the cells listed in part 3 (anything but unseen, empty, wall)
 _ITEM_MARK = bytes(0 if k in (_UNSEEN, _EMPTY, _WALL) else 1 for k in range(256))
+# 1 for the cells that stop a wall scan (anything but unseen and empty)
+_STOP_MARK = bytes(0 if k in (_UNSEEN, _EMPTY) else 1 for k in range(256))
 
 
 def _check_language(language: str) -> None:
@@ -116,20 +118,19 @@ class _Tables:
     def __init__(self, language: str, size: int):
         t = DESCRIPTION_TEMPLATES[language]
         self.language = language
-        self.size = size
+        self.shape = (size, size, 3)
         ax, ay = size // 2, size - 1
         self.agent = ax * size + ay  # flat index (i * size + j) of the agent's cell
-        # wall scans as flat indices: forward (j decreasing), left (i decreasing), right
-        self.lines = (
-            tuple(ax * size + j for j in range(ay - 1, -1, -1)),
-            tuple(i * size + ay for i in range(ax - 1, -1, -1)),
-            tuple(i * size + ay for i in range(ax + 1, size)),
-        )
+        # the three wall scans as slices of the flat (i * size + j) cell order, nearest first:
+        # forward (j decreasing), left (i decreasing), right (i increasing)
+        forward = slice(ax * size + ay - 1, ax * size - 1, -1)
+        left = slice((ax - 1) * size + ay, None, -size) if ax > 0 else slice(0, 0)
+        right = slice((ax + 1) * size + ay, None, size)
         wall = t["wall"]
-        self.wall_sentences = (
-            tuple(wall.format(where=where_phrase(0, d, language)) for d in range(1, size)),
-            tuple(wall.format(where=where_phrase(-d, 0, language)) for d in range(1, size)),
-            tuple(wall.format(where=where_phrase(d, 0, language)) for d in range(1, size)),
+        self.scans = (
+            (forward, tuple(wall.format(where=where_phrase(0, d, language)) for d in range(1, size))),
+            (left, tuple(wall.format(where=where_phrase(-d, 0, language)) for d in range(1, size))),
+            (right, tuple(wall.format(where=where_phrase(d, 0, language)) for d in range(1, size))),
         )
         self.where = [
             where_phrase(k // size - ax, ay - k % size, language) for k in range(size * size)
@@ -139,10 +140,7 @@ class _Tables:
         self.carry: dict[bytes, str] = {}
 
     def item(self, k: int, code: bytes) -> str:
-        sentence = self.cells[k].get(code)
-        if sentence is None:
-            sentence = _object_sentence(code, self.where[k], self.language)
-            self.cells[k][code] = sentence
+        sentence = self.cells[k][code] = _object_sentence(code, self.where[k], self.language)
         return sentence
 
     def carried(self, code: bytes) -> str:
@@ -153,12 +151,15 @@ class _Tables:
 
 
 _TABLES: dict[tuple[str, int], _Tables] = {}
+_UINT8 = np.dtype(np.uint8)
 
 
 def _tables(language: str, size: int) -> _Tables:
     tables = _TABLES.get((language, size))
     if tables is None:
         _check_language(language)
+        if size % 2 == 0 or size < 3:
+            raise ValueError(f"the view size must be odd and >= 3, got {size}")
         tables = _TABLES[(language, size)] = _Tables(language, size)
     return tables
 
@@ -175,11 +176,10 @@ def describe_view(image: np.ndarray, language: str = "en") -> list[str]:
         The sentences, carrying first, then walls (forward, left, right), then the other cells
         column by column (left to right), far to near within a column. Possibly empty.
     """
-    size = image.shape[0]
-    if image.ndim != 3 or image.shape[1] != size or image.shape[2] != 3 or size % 2 == 0:
-        raise ValueError(f"expected a (V, V, 3) view with V odd, got shape {image.shape}")
-    tables = _TABLES.get((language, size)) or _tables(language, size)
-    raw = image.tobytes() if image.dtype == np.uint8 else image.astype(np.uint8).tobytes()
+    tables = _TABLES.get((language, image.shape[0])) or _tables(language, image.shape[0])
+    if image.shape != tables.shape:
+        raise ValueError(f"expected a {tables.shape} view, got shape {image.shape}")
+    raw = image.tobytes() if image.dtype is _UINT8 else image.astype(np.uint8).tobytes()
     objs = raw[0::3]
     out: list[str] = []
 
@@ -187,19 +187,20 @@ def describe_view(image: np.ndarray, language: str = "en") -> list[str]:
     if objs[agent] > _WALL:
         out.append(tables.carried(raw[3 * agent : 3 * agent + 3]))
 
-    for line, sentences in zip(tables.lines, tables.wall_sentences):
-        for d, k in enumerate(line):
-            o = objs[k]
-            if o > _EMPTY:  # not unseen, not empty: the scan stops here
-                if o == _WALL:
-                    out.append(sentences[d])
-                break
+    for scan, sentences in tables.scans:
+        line = objs[scan]
+        d = line.translate(_STOP_MARK).find(1)  # first cell neither unseen nor empty
+        if d >= 0 and line[d] == _WALL:
+            out.append(sentences[d])
 
     marks = objs.translate(_ITEM_MARK)
+    cells = tables.cells
     k = marks.find(1)
     while k >= 0:
         if k != agent:
-            out.append(tables.item(k, raw[3 * k : 3 * k + 3]))
+            code = raw[3 * k : 3 * k + 3]
+            sentence = cells[k].get(code)
+            out.append(sentence if sentence is not None else tables.item(k, code))
         k = marks.find(1, k + 1)
     return out
 

@@ -17,6 +17,7 @@ from babyai_text.describe import describe_view
 from babyai_text.levels import LocalLevel, MixedLocal
 from babyai_text.lexicon import ACTION_NAMES, LANGUAGES, NUM_ACTIONS, charset
 from babyai_text.missions import render_mission
+from babyai_text.spaces import TextSpace
 
 __all__ = ["BabyAITextEnv", "MISSION_MAX_LENGTH"]
 
@@ -172,8 +173,8 @@ class BabyAITextEnv(gym.Env):
 
         view = self.level.agent_view_size
         obs_spaces: dict[str, spaces.Space] = {
-            "mission": spaces.Text(MISSION_MAX_LENGTH, min_length=1, charset=_CHARSET),
-            "text": spaces.Text(
+            "mission": TextSpace(MISSION_MAX_LENGTH, min_length=1, charset=_CHARSET),
+            "text": TextSpace(
                 (view * view + 4) * SENTENCE_MAX_LENGTH, min_length=0, charset=_CHARSET
             ),
         }

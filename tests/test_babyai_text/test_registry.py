@@ -1,0 +1,70 @@
+"""Registration from minigrid's registry, and gymnasium's env checker on every ID."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import gymnasium as gym
+import minigrid  # noqa: F401
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import babyai_text
+
+from .conftest import ALL_IDS, MINIGRID_IDS, PAPER_IDS, source_id
+
+
+def test_one_text_id_per_minigrid_babyai_id():
+    minigrid_babyai = [i for i in gym.registry if i.startswith("BabyAI-") and "-Text-" not in i]
+    assert len(minigrid_babyai) == 96  # minigrid 3.2
+    assert sorted(source_id(i) for i in MINIGRID_IDS) == sorted(minigrid_babyai)
+    assert len(ALL_IDS) == 96 + 7
+
+
+def test_version_suffix_is_kept():
+    assert "BabyAI-Text-GoToObjS6-v1" in ALL_IDS
+    assert "BabyAI-Text-GoToObjS6-v0" not in ALL_IDS
+
+
+def test_paper_levels_registered_with_their_num_dists():
+    expected = {
+        "PickupLocal", "PickUpSeqGoToLocal", "PickUpThenGoToLocal", "GoToAfterPickUpLocal",
+        "PickUpSeqPickUpLocal", "MixedTrainLocal", "MixedTestLocal",
+    }
+    assert {i[len("BabyAI-Text-"):-len("-v0")] for i in PAPER_IDS} == expected
+    for env_id in PAPER_IDS:
+        assert gym.spec(env_id).kwargs["num_dists"] == 8
+
+
+def test_spec_kwargs_follow_minigrid():
+    spec = gym.spec("BabyAI-Text-GoToLocalS8N2-v0")
+    assert spec.kwargs == {"level": "minigrid.envs.babyai:GoToLocal", "room_size": 8, "num_dists": 2}
+
+
+def test_register_is_idempotent():
+    assert babyai_text.register_envs() == []
+    assert babyai_text.registered_ids() == ALL_IDS
+
+
+def test_make_with_module_prefix_without_prior_import():
+    code = (
+        "import sys, gymnasium as gym\n"
+        "assert 'babyai_text' not in sys.modules\n"
+        "env = gym.make('babyai_text:BabyAI-Text-GoToLocal-v0')\n"
+        "obs, info = env.reset(seed=0)\n"
+        "print(obs['mission'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("go to ")
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_check_env(env_id):
+    env = gym.make(env_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any checker warning fails the test
+        check_env(env.unwrapped)
+    env.close()
