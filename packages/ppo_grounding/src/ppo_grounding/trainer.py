@@ -260,7 +260,9 @@ class PPOTrainer:
         if cfg.run.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=cfg.ppo.total_frames, initial=min(self.state.frames, cfg.ppo.total_frames), unit="frame", desc="train", dynamic_ncols=True)
+            # With a time budget the frame total is not what ends the run: count frames only.
+            total = None if cfg.run.max_minutes is not None else cfg.num_updates * cfg.batch_size
+            bar = tqdm(total=total, initial=self.state.frames, unit="frame", desc="train", dynamic_ncols=True)
         try:
             while self.state.frames < cfg.ppo.total_frames and not self._out_of_time():
                 start = time.perf_counter()
@@ -287,7 +289,7 @@ class PPOTrainer:
                 )
                 self.logger.log(self.state.update, metrics)
                 if bar is not None:
-                    bar.update(min(cfg.batch_size, cfg.ppo.total_frames - bar.n))
+                    bar.update(cfg.batch_size)
                     bar.set_postfix(fps=f"{cfg.batch_size / elapsed:.0f}", success=f"{success:.2f}", kl=f"{metrics['losses/approx_kl']:.3f}")
                 every = cfg.run.checkpoint_every
                 if every and self.state.update % every == 0:
