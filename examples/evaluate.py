@@ -14,7 +14,7 @@ from ppo_grounding.checkpoint import load_policy_for_eval
 
 @dataclass
 class Args:
-    run: str
+    run: tyro.conf.Positional[str]
     """A run directory, one of its checkpoints, or a saved policy directory."""
     env_id: str | None = None
     """Environment (default: the one the run trained in)."""

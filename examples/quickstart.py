@@ -1,32 +1,43 @@
 """Quickstart: ground the offline model in BabyAI-Text with PPO, then compare it with a random agent.
 
     python examples/quickstart.py                       # the offline preset, a few minutes on 2 cores
-    python examples/quickstart.py --ppo.total-frames 60000 --env.env-id BabyAI-Text-GoToLocal-v0
+    python examples/quickstart.py --train.ppo.total-frames 60000 --train.env.env-id BabyAI-Text-GoToLocal-v0
 
 Writes runs/quickstart-<time>/: metrics.jsonl, TensorBoard events, checkpoints, learning_curve.png.
 """
 
 import time
+from dataclasses import dataclass, field
 
 import tyro
 
 from ppo_grounding import PPOTrainer, PolicyAgent, RandomAgent, TrainConfig, evaluate, offline_preset
 from ppo_grounding.plot import plot_runs
 
-EVAL_EPISODES = 200
+
+def default_config() -> TrainConfig:
+    config = offline_preset()
+    config.run.output_dir = time.strftime("runs/quickstart-%Y%m%d-%H%M%S")
+    return config
 
 
-def main() -> None:
-    default = offline_preset()
-    default.run.output_dir = time.strftime("runs/quickstart-%Y%m%d-%H%M%S")
-    config = tyro.cli(TrainConfig, default=default, description=__doc__)
+@dataclass
+class Args:
+    train: TrainConfig = field(default_factory=default_config)
+    """The training run (the offline preset)."""
+    eval_episodes: int = 200
+    """Episodes per agent in the final evaluation."""
+
+
+def main(args: Args) -> None:
+    config, episodes = args.train, args.eval_episodes
 
     print(f"Training {config.policy.model} on {config.env.env_id} for {config.ppo.total_frames} frames")
     trainer = PPOTrainer(config)
     trainer.train()
 
-    print(f"\nEvaluating on {EVAL_EPISODES} episodes whose seeds training never used")
-    common = dict(episodes=EVAL_EPISODES, num_observations=config.env.num_observations, language=config.env.language)
+    print(f"\nEvaluating on {episodes} episodes whose seeds training never used")
+    common = dict(episodes=episodes, num_observations=config.env.num_observations, language=config.env.language)
     trained = evaluate(PolicyAgent(trainer.policy), config.env.env_id, progress=True, **common)
     random = evaluate(RandomAgent(seed=0), config.env.env_id, **common)
 
@@ -41,4 +52,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Args, description=__doc__))

@@ -2,7 +2,7 @@
 
     ppo-grounding train [--preset offline|paper] [--ppo.learning-rate 1e-4 ...]
     ppo-grounding evaluate --checkpoint runs/quickstart/checkpoints/update_000060 --episodes 200
-    ppo-grounding plot runs/quickstart --out runs/quickstart/curve.png
+    ppo-grounding plot runs/quickstart-* --out curves.png
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class EvaluateArgs:
 
 @dataclass
 class PlotArgs:
-    runs: list[str] = field(default_factory=list)
+    runs: tyro.conf.Positional[list[str]] = field(default_factory=list)
     """Run directories (each holding metrics.jsonl)."""
     out: str = "learning_curve.png"
     """PNG file to write."""
@@ -86,7 +86,7 @@ def evaluate(argv: list[str]) -> None:
 def plot(argv: list[str]) -> None:
     args = tyro.cli(PlotArgs, args=argv, prog="ppo-grounding plot")
     if not args.runs:
-        raise SystemExit("ppo-grounding plot: name at least one run directory with --runs")
+        raise SystemExit("ppo-grounding plot: name at least one run directory, e.g. ppo-grounding plot runs/quickstart-*")
     from .plot import plot_runs
 
     print(f"wrote {plot_runs(args.runs, args.out)}")

@@ -1,0 +1,43 @@
+"""The example scripts run end to end (tiny settings) and print what a person reads."""
+
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(autouse=True)
+def offline(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("LLM_POLICY_CACHE", str(tmp_path_factory.getbasetemp() / "llm_policy_cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def run_example(name, args, monkeypatch):
+    monkeypatch.setattr(sys, "argv", [name, *args])
+    runpy.run_path(str(EXAMPLES / name), run_name="__main__")
+
+
+@pytest.mark.slow
+def test_quickstart_trains_evaluates_and_plots(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "quick"
+    run_example("quickstart.py", [
+        "--train.env.num-envs", "2", "--train.ppo.num-steps", "8", "--train.ppo.minibatch-size", "8",
+        "--train.ppo.total-frames", "16", "--train.run.no-progress", "--train.run.output-dir", str(out),
+        "--eval-episodes", "4",
+    ], monkeypatch)
+    text = capsys.readouterr().out
+    assert "PPO-trained LLM" in text and "uniform random" in text
+    assert (out / "learning_curve.png").is_file()
+
+    run_example("evaluate.py", [str(out), "--episodes", "3"], monkeypatch)
+    assert "trained policy" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_zero_shot_scores_actions_without_training(monkeypatch, capsys):
+    run_example("zero_shot.py", ["--episodes", "2", "--env-id", "BabyAI-Text-GoToRedBallNoDists-v0"], monkeypatch)
+    text = capsys.readouterr().out
+    assert "Goal of the agent:" in text and "go forward" in text and "random: success" in text
