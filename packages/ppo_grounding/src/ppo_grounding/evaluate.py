@@ -102,7 +102,7 @@ def evaluate(
     num_envs = min(num_envs, episodes)
     envs = [gym.make(env_id, language=language) for _ in range(num_envs)]
     action_names = list(envs[0].unwrapped.action_names)
-    history = EpisodeHistory(num_envs, num_observations)
+    history = EpisodeHistory(num_envs, num_observations, language)
     seeds = iter(range(seed_offset, seed_offset + episodes))
     active = [True] * num_envs
     returns, lengths = [0.0] * num_envs, [0] * num_envs

@@ -15,8 +15,10 @@ from llm_policy import build_prompt
 class EpisodeHistory:
     """Missions, observations and actions of the current episode of each of num_envs envs."""
 
-    def __init__(self, num_envs: int, num_observations: int):
+    def __init__(self, num_envs: int, num_observations: int, template: str = "en"):
         self.num_observations = num_observations
+        self.template = template
+        """A key of llm_policy.TEMPLATES: the prompt's wording follows the env's language."""
         self.missions = [""] * num_envs
         self.observations = [deque(maxlen=num_observations) for _ in range(num_envs)]
         # One fewer action than observations is ever needed in a prompt.
@@ -42,6 +44,7 @@ class EpisodeHistory:
             list(self.actions[env]),
             action_names,
             num_observations=self.num_observations,
+            template=self.template,
         )
 
     def prompts(self, action_names: Sequence[str]) -> list[str]:
@@ -54,7 +57,8 @@ class EpisodeHistory:
         observations = [*self.observations[env], list(sentences)][-self.num_observations :]
         actions = [*self.actions[env], action_name][-(self.num_observations - 1) :] if self.num_observations > 1 else []
         return build_prompt(
-            self.missions[env], observations, actions, action_names, num_observations=self.num_observations
+            self.missions[env], observations, actions, action_names,
+            num_observations=self.num_observations, template=self.template,
         )
 
 

@@ -95,7 +95,7 @@ class PPOTrainer:
 
         self.envs = make_envs(config)
         self.action_names = list(self.envs.get_attr("action_names")[0])
-        self.history = EpisodeHistory(config.env.num_envs, config.env.num_observations)
+        self.history = EpisodeHistory(config.env.num_envs, config.env.num_observations, config.env.language)
         # A resumed run cannot restore the envs' internal state: they restart from a seed
         # derived from the checkpoint, so it continues the run, not bit for bit.
         obs, _ = self.envs.reset(seed=config.run.seed + config.env.num_envs * self.state.update)
