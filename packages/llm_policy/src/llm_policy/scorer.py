@@ -765,13 +765,11 @@ def padded_batch_scores(
             ids[n, : len(p) + len(c)] = torch.tensor(p + c)
             mask[n, : len(p) + len(c)] = 1
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits  # (N, T, V)
-        logp = logits.float().log_softmax(-1)
         starts = torch.tensor([len(p) - 1 for p in prompts_ids], device=device)  # (N,)
-        positions = (starts[:, None] + torch.arange(L, device=device)[None]).clamp(
-            max=T - 1
-        )  # (N, L)
-        picked = logp.gather(1, positions[..., None].expand(-1, -1, logp.shape[-1]))  # (N, L, V)
-        lp = picked.gather(-1, cand[..., None]).squeeze(-1)
+        positions = (starts[:, None] + torch.arange(L, device=device)[None]).clamp(max=T - 1)
+        # pick the action positions before the softmax, only to bound this baseline's memory
+        picked = logits.gather(1, positions[..., None].expand(-1, -1, logits.shape[-1]))
+        lp = picked.float().log_softmax(-1).gather(-1, cand[..., None]).squeeze(-1)  # (N, L)
     lp = lp * cand_mask
     per_pair = _reduce(
         lp, cand_mask.sum(-1), torch.tensor(tb.num_words, device=device), normalization
