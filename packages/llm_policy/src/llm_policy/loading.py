@@ -7,6 +7,7 @@ switch dropout off (PPO ratios need deterministic forwards), load the weights fr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .offline import OFFLINE_MODELS, offline_model_path
+from .offline import OFFLINE_MODELS, offline_model_path, quiet_progress_bars
 
 __all__ = [
     "DTYPES",
@@ -186,7 +187,8 @@ def load_model_and_tokenizer(
     kwargs = {"config": config, "dtype": DTYPES[dtype], "use_safetensors": True}
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
-    with _quiet_tie_warning():
+    quiet = quiet_progress_bars() if name in OFFLINE_MODELS else contextlib.nullcontext()
+    with _quiet_tie_warning(), quiet:
         try:
             model = auto_cls.from_pretrained(source, **kwargs)
         except OSError as err:

@@ -15,7 +15,9 @@ The prompt is the expensive part, so it runs once per prompt and every candidate
 - "recompute" (encoder-decoder): the prompt is encoded once; the decoder runs each candidate against
   the shared encoder output without a cache (what gradient checkpointing needs).
 
-"auto" picks "cache", or the cache-free method while gradient checkpointing is active.
+"auto" picks "packed" for decoder-only models (the faster of the two in the benchmark; "cache" if
+the attention implementation cannot take a custom mask) and "cache" for encoder-decoders, or
+"recompute" while gradient checkpointing is active.
 Only the logits that are needed are computed: the last prompt (or decoder-start) position and the
 positions that predict action tokens, never the full-vocabulary logits of the whole prompt.
 Everything is differentiable: gradients flow through the shared prompt states into the model.
@@ -237,9 +239,14 @@ class ActionScorer:
                 "method 'recompute' is for encoder-decoder models; use 'cache' or 'packed'"
             )
         checkpointing = self._checkpointing()
+        impl = getattr(self.model.config, "_attn_implementation", None)
+        packable = impl in (None, "eager", "sdpa")
         if method == "auto":
-            if checkpointing:
-                return "recompute" if self.is_encoder_decoder else "packed"
+            if self.is_encoder_decoder:
+                return "recompute" if checkpointing else "cache"
+            # packed is the faster one in benchmarks/scoring_throughput.py (no cache copies)
+            if packable or checkpointing:
+                return "packed"
             return "cache"
         if method == "cache" and checkpointing:
             raise ValueError(
@@ -247,8 +254,7 @@ class ActionScorer:
                 "(transformers drops the cache there); use 'auto'"
             )
         if method == "packed":
-            impl = getattr(self.model.config, "_attn_implementation", None)
-            if impl not in (None, "eager", "sdpa"):
+            if not packable:
                 raise ValueError(
                     f"method 'packed' needs a custom 4D attention mask, which attn_implementation "
                     f"{impl!r} does not take; use 'cache' or attn_implementation='sdpa'"
@@ -280,7 +286,6 @@ class ActionScorer:
         self,
         prompts: Sequence[str],
         candidates: Sequence[Sequence[str]] | Sequence[str],
-        method: str = "cache",
     ) -> TokenizedBatch:
         """Validate and tokenize. `candidates` is one list per prompt, or one list for all."""
         self._check_prompts(prompts)
@@ -321,19 +326,19 @@ class ActionScorer:
                 num_words.append(max(1, len(c.split())))
                 lengths.append(len(ids))
             counts.append(len(cands))
-            reserves.append(self._reserve(lengths, method))
+            reserves.append(self._reserve(lengths))
         prompt_ids, truncated = self._tokenize_prompts(prompts, reserves)
         return TokenizedBatch(
             prompt_ids, cand_ids, pair_prompt, pair_slot, num_words, counts, truncated
         )
 
-    def _reserve(self, candidate_lengths: list[int], method: str) -> int:
-        """Positions a decoder-only model needs after the prompt for these candidates."""
+    def _reserve(self, candidate_lengths: list[int]) -> int:
+        """Positions a decoder-only model needs after the prompt for these candidates: enough for
+        the packed layout, which also covers prompt + any whole action, so every method (and the
+        per-pair reference) scores the same truncated prompt."""
         if self.is_encoder_decoder:
             return 0
-        if method == "packed":
-            return sum(n - 1 for n in candidate_lengths) + 1
-        return max(candidate_lengths)  # prompt + whole action (what the per-pair reference runs)
+        return sum(n - 1 for n in candidate_lengths) + 1
 
     def _tokenize_prompts(self, prompts: Sequence[str], reserves: list[int]):
         # verbose=False: we truncate (and warn) ourselves, below
@@ -483,12 +488,16 @@ class ActionScorer:
         if not need_rest:
             return h_first, None, h_first
         cache = self._get_cache(out)
-        cache.batch_select_indices(t.pair_prompt)  # (B, ...) -> (N, ...), differentiable gather
-        N, L = t.cand.shape
-        inputs = t.cand[:, :-1]  # (N, L-1): token t predicts token t+1
-        ones = t.prompt_mask.new_ones((N, L - 1))
-        attn = torch.cat([t.prompt_mask[t.pair_prompt], ones], dim=1)  # (N, Tp + L-1)
-        start = t.prompt_mask.sum(-1)[t.pair_prompt]  # (N,) real prompt lengths
+        multi = (t.num_tokens > 1).nonzero(as_tuple=True)[
+            0
+        ]  # (N',) pairs with tokens after the first
+        owner = t.pair_prompt[multi]  # (N',)
+        cache.batch_select_indices(owner)  # (B, ...) -> (N', ...), a differentiable gather
+        n, L = multi.numel(), t.cand.shape[1]
+        inputs = t.cand[multi, :-1]  # (N', L-1): token t predicts token t+1
+        ones = t.prompt_mask.new_ones((n, L - 1))
+        attn = torch.cat([t.prompt_mask[owner], ones], dim=1)  # (N', Tp + L-1)
+        start = t.prompt_mask.sum(-1)[owner]  # (N',) real prompt lengths
         positions = start[:, None] + torch.arange(L - 1, device=start.device)[None]
         out2 = self.backbone(
             input_ids=inputs,
@@ -497,7 +506,7 @@ class ActionScorer:
             use_cache=True,
             **{self._cache_kw: cache},
         )
-        h_rest = out2.last_hidden_state[t.rest_mask]  # (M, d)
+        h_rest = out2.last_hidden_state[t.rest_mask[multi]]  # (M, d), rest_mask's row-major order
         return h_first, h_rest, h_first
 
     def _forward_causal_packed(self, t: _Collated):
@@ -554,11 +563,18 @@ class ActionScorer:
         B = enc.shape[0]
         N, L = t.cand.shape
         need_rest = L > 1
+        extra = {}
+        if need_rest and self._cache_kw == "cache":
+            from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+            # built here rather than by the model: its config-driven constructor costs ~1 ms/call
+            extra["cache"] = EncoderDecoderCache(DynamicCache(), DynamicCache())
         out = self.decoder(
             input_ids=self._start_ids(B, enc.device),
             encoder_hidden_states=enc,
             encoder_attention_mask=t.prompt_mask,
             use_cache=need_rest,
+            **extra,
         )
         h_first = out.last_hidden_state[:, 0]  # (B, d) decoder-start position
         if not need_rest:
@@ -569,17 +585,21 @@ class ActionScorer:
             num_layers = len(cache.cross_attention_cache.layers)
             if not all(updated.get(i, False) for i in range(num_layers)):
                 raise RuntimeError("cross-attention cache was not filled; use method='recompute'")
-        cache.batch_select_indices(t.pair_prompt)  # self- and cross-attention caches -> (N, ...)
+        multi = (t.num_tokens > 1).nonzero(as_tuple=True)[
+            0
+        ]  # (N',) pairs with tokens after the first
+        owner = t.pair_prompt[multi]
+        cache.batch_select_indices(owner)  # self- and cross-attention caches -> (N', ...)
         out2 = self.decoder(
-            input_ids=t.cand[:, :-1],
+            input_ids=t.cand[multi, :-1],
             # Keys/values come from the cache; the tensor only gives the source length and must
             # not be None (it switches cross-attention on). A zero-copy view is enough.
-            encoder_hidden_states=enc[:1].expand(N, -1, -1),
-            encoder_attention_mask=t.prompt_mask[t.pair_prompt],
+            encoder_hidden_states=enc[:1].expand(multi.numel(), -1, -1),
+            encoder_attention_mask=t.prompt_mask[owner],
             use_cache=True,
             **{self._cache_kw: cache},
         )
-        h_rest = out2.last_hidden_state[t.rest_mask]
+        h_rest = out2.last_hidden_state[t.rest_mask[multi]]
         return h_first, h_rest, h_first
 
     def _forward_seq2seq_recompute(self, t: _Collated):
@@ -636,7 +656,7 @@ class ActionScorer:
         """Score every candidate of every prompt. Differentiable when grad is enabled."""
         normalization = _check_normalization(normalization or self.normalization)
         method = self.resolve_method(method)
-        tb = self.tokenize(prompts, candidates, method)
+        tb = self.tokenize(prompts, candidates)
         t = self.collate(tb)
         forward = {
             ("cache", False): self._forward_causal_cache,
@@ -697,7 +717,7 @@ def naive_scores(
 ) -> torch.Tensor:
     """Reference: one full model forward per (prompt, candidate) pair. Returns (B, A_max)."""
     normalization = _check_normalization(normalization)
-    tb = scorer.tokenize(prompts, candidates, "cache")
+    tb = scorer.tokenize(prompts, candidates)
     model, device = scorer.model, scorer.device
     values = []
     for n, cand in enumerate(tb.candidate_ids):
@@ -733,7 +753,7 @@ def padded_batch_scores(
     """Baseline: every pair as its own (prompt + action) sequence, right-padded into one batch,
     one forward with full-vocabulary logits at every position. Returns (B, A_max)."""
     normalization = _check_normalization(normalization)
-    tb = scorer.tokenize(prompts, candidates, "cache")
+    tb = scorer.tokenize(prompts, candidates)
     model, device, pad = scorer.model, scorer.device, scorer.pad_id
     N = len(tb.candidate_ids)
     L = max(len(c) for c in tb.candidate_ids)
