@@ -15,9 +15,8 @@ import argparse
 import collections
 import time
 
-import gymnasium as gym
-
 import babyai_text
+import gymnasium as gym
 from babyai_text import expert_action
 
 
@@ -70,8 +69,10 @@ def main() -> None:
         r = run_level(env_id, range(n), args.max_steps)
         rows.append((env_id, r))
         why = ", ".join(f"{k} x{v}" for k, v in r["reasons"].most_common()) or ""
-        print(f"| {env_id} | {r['episodes']} | {r['success']:.1%} | {r['mean_steps']:.1f} | {why} |",
-              flush=True)
+        print(
+            f"| {env_id} | {r['episodes']} | {r['success']:.1%} | {r['mean_steps']:.1f} | {why} |",
+            flush=True,
+        )
     failing = [(i, r) for i, r in rows if r["success"] < 1.0]
     print(f"\nlevels below 100%: {len(failing)} of {len(rows)}")
     for env_id, r in failing:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import babyai_text
 import gymnasium as gym
 import pytest
-
-import babyai_text
 from babyai_text.registration import TEXT_PREFIX
 
 ALL_IDS = babyai_text.registered_ids()

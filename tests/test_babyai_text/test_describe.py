@@ -8,11 +8,10 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-from minigrid.core.grid import Grid
-from minigrid.core.world_object import Ball, Box, Door, Key, Wall
-
 from babyai_text import describe_grid, describe_view
 from babyai_text.describe import where_phrase
+from minigrid.core.grid import Grid
+from minigrid.core.world_object import Ball, Box, Door, Key, Wall
 
 AGENT = (3, 6)  # column 3 of 7, nearest row; facing up the view
 

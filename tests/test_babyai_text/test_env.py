@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import babyai_text
 import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium import spaces
-
-import babyai_text
 from babyai_text import ACTION_NAMES, LANGUAGES, BabyAITextEnv
 from babyai_text.lexicon import vocabulary
 from babyai_text.spaces import TextSpace
+from gymnasium import spaces
 
 from .conftest import PAPER_IDS
 
@@ -95,7 +94,8 @@ def test_action_names(make, kwargs, names):
 def test_invalid_actions_get_a_clear_error(action):
     env = BabyAITextEnv("minigrid.envs.babyai:GoToLocal")
     env.reset(seed=0)
-    with pytest.raises(ValueError, match=r"invalid action .*expected an int in \[0, 6\).*'turn left'"):
+    match = r"invalid action .*expected an int in \[0, 6\).*'turn left'"
+    with pytest.raises(ValueError, match=match):
         env.step(action)
 
 
@@ -152,7 +152,9 @@ def test_constructor_from_class_or_string():
         BabyAITextEnv("minigrid.envs.babyai.GoToLocal")
 
 
-@pytest.mark.parametrize("env_id", PAPER_IDS + ["BabyAI-Text-BossLevel-v0", "BabyAI-Text-GoToSeq-v0"])
+@pytest.mark.parametrize(
+    "env_id", PAPER_IDS + ["BabyAI-Text-BossLevel-v0", "BabyAI-Text-GoToSeq-v0"]
+)
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_every_emitted_word_is_in_the_vocabulary(env_id, language):
     words = set(vocabulary(language))

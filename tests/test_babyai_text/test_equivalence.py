@@ -1,4 +1,5 @@
-"""BabyAI-Text-<L> with seed s plays exactly minigrid's BabyAI-<L> with seed s; same seed, same run."""
+"""BabyAI-Text-<L> with seed s plays exactly minigrid's BabyAI-<L> with seed s; same seed, same
+run."""
 
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ import io
 
 import gymnasium as gym
 import pytest
+from babyai_text import render_mission
+from babyai_text.lexicon import vocabulary
 from minigrid.envs.babyai.core.verifier import (
     AfterInstr,
     AndInstr,
@@ -17,9 +19,6 @@ from minigrid.envs.babyai.core.verifier import (
     PickupInstr,
     PutNextInstr,
 )
-
-from babyai_text import render_mission
-from babyai_text.lexicon import vocabulary
 
 from .conftest import ALL_IDS
 

@@ -6,12 +6,11 @@ import subprocess
 import sys
 import warnings
 
+import babyai_text
 import gymnasium as gym
 import minigrid  # noqa: F401
 import pytest
 from gymnasium.utils.env_checker import check_env
-
-import babyai_text
 
 from .conftest import ALL_IDS, MINIGRID_IDS, PAPER_IDS, source_id
 
@@ -40,7 +39,8 @@ def test_paper_levels_registered_with_their_num_dists():
 
 def test_spec_kwargs_follow_minigrid():
     spec = gym.spec("BabyAI-Text-GoToLocalS8N2-v0")
-    assert spec.kwargs == {"level": "minigrid.envs.babyai:GoToLocal", "room_size": 8, "num_dists": 2}
+    level = "minigrid.envs.babyai:GoToLocal"
+    assert spec.kwargs == {"level": level, "room_size": 8, "num_dists": 2}
 
 
 def test_register_is_idempotent():

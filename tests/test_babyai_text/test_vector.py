@@ -8,9 +8,8 @@ import pickle
 import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium.vector import AutoresetMode
-
 from babyai_text.spaces import SharedTextBatch
+from gymnasium.vector import AutoresetMode
 
 ENV_ID = "BabyAI-Text-MixedTrainLocal-v0"
 SEEDS = [10, 11, 12]
@@ -31,7 +30,7 @@ def test_same_step_autoreset_matches_single_envs(mode):
     singles = [gym.make(ENV_ID) for _ in SEEDS]
     obs, info = envs.reset(seed=SEEDS)
     assert isinstance(info["descriptions"], np.ndarray) and info["descriptions"].dtype == object
-    for i, (env, seed) in enumerate(zip(singles, SEEDS)):
+    for i, (env, seed) in enumerate(zip(singles, SEEDS, strict=True)):
         o, inf = env.reset(seed=seed)
         assert (obs["mission"][i], obs["text"][i]) == (o["mission"], o["text"])
         assert list(info["descriptions"][i]) == inf["descriptions"]
@@ -95,13 +94,12 @@ def test_async_observations_follow_the_steps():
 def test_shared_text_batch_copies_to_plain_tuples():
     import multiprocessing as mp
 
+    from babyai_text.spaces import TextSpace
     from gymnasium.vector.utils import (
         create_shared_memory,
         read_from_shared_memory,
         write_to_shared_memory,
     )
-
-    from babyai_text.spaces import TextSpace
 
     space = TextSpace(20, min_length=0, charset="abcé \n")
     memory = create_shared_memory(space, n=2, ctx=mp)

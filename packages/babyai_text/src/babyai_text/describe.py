@@ -1,4 +1,4 @@
-"""The GLAM describer (SPEC 1.3): minigrid's egocentric view -> a list of English or French sentences.
+"""The GLAM describer (SPEC 1.3): minigrid's egocentric view -> English or French sentences.
 
 Pure functions. The input is the view minigrid already computed for its own observation
 (`obs["image"]`, i.e. `grid.encode(vis_mask)` of `gen_obs_grid`): a `(V, V, 3)` uint8 array
@@ -126,12 +126,14 @@ class _Tables:
         forward = slice(ax * size + ay - 1, ax * size - 1, -1)
         left = slice((ax - 1) * size + ay, None, -size) if ax > 0 else slice(0, 0)
         right = slice((ax + 1) * size + ay, None, size)
-        wall = t["wall"]
-        self.scans = (
-            (forward, tuple(wall.format(where=where_phrase(0, d, language)) for d in range(1, size))),
-            (left, tuple(wall.format(where=where_phrase(-d, 0, language)) for d in range(1, size))),
-            (right, tuple(wall.format(where=where_phrase(d, 0, language)) for d in range(1, size))),
-        )
+        def walls(dx: int, dy: int) -> tuple[str, ...]:
+            # the sentence for a wall d = 1, 2, ... cells away along (dx, dy)
+            return tuple(
+                t["wall"].format(where=where_phrase(dx * d, dy * d, language))
+                for d in range(1, size)
+            )
+
+        self.scans = ((forward, walls(0, 1)), (left, walls(-1, 0)), (right, walls(1, 0)))
         self.where = [
             where_phrase(k // size - ax, ay - k % size, language) for k in range(size * size)
         ]

@@ -1,4 +1,4 @@
-"""`BabyAITextEnv`: a minigrid BabyAI level seen through text (the env behind every BabyAI-Text-* ID)."""
+"""`BabyAITextEnv`: a minigrid BabyAI level seen through text (behind every BabyAI-Text-* ID)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from gymnasium import spaces
 from minigrid.envs.babyai.core.roomgrid_level import RoomGridLevel
 
 from babyai_text.describe import describe_view
-from babyai_text.levels import LocalLevel, MixedLocal
+from babyai_text.levels import LocalLevel, MixedLocal, max_num_dists
 from babyai_text.lexicon import ACTION_NAMES, LANGUAGES, NUM_ACTIONS, charset
 from babyai_text.missions import render_mission
 from babyai_text.spaces import TextSpace
@@ -155,9 +155,10 @@ class BabyAITextEnv(gym.Env):
                 ) from error
             raise
         if num_dists is not None and not isinstance(self.level, LocalLevel):
-            # minigrid levels (ours check their own range): a bound that keeps rejection sampling from spinning forever
+            # minigrid levels (ours check their own range): beyond this bound, rejection
+            # sampling spins for seconds or forever
             rooms = self.level.num_rows * self.level.num_cols
-            bound = (self.level.room_size - 2) ** 2 * rooms // 2
+            bound = max_num_dists(self.level.room_size, rooms)
             if num_dists > bound:
                 raise ValueError(
                     f"num_dists must be an int in [0, {bound}] for {level_cls.__name__} "

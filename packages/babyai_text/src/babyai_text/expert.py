@@ -13,7 +13,9 @@ taken, whoever chose it, so it also labels the states of another policy (DAgger,
 on on-policy states). A new episode (any `reset`) starts a new plan.
 
 When the bot cannot go on (it believes the mission is done while the env has not ended, a box it
-relied on was opened, or it hits one of its internal assertions), `Expert.gave_up` is set, the
+relied on was opened, it hits one of its internal assertions, or it rewrites its plan
+`MAX_PLAN_CHANGES` times without choosing an action, which in minigrid 3.2 would otherwise loop
+forever on a few states), `Expert.gave_up` is set, the
 reason is kept in `Expert.error`, and it returns `turn left` (0), which never changes the world,
 until the episode ends. `benchmarks/bot_success.py` measures where that happens.
 """
@@ -25,9 +27,42 @@ from typing import Any
 import gymnasium as gym
 from minigrid.utils.baby_ai_bot import BabyAIBot
 
-__all__ = ["Expert", "expert_action"]
+__all__ = ["Expert", "expert_action", "BotStuck"]
 
 FALLBACK_ACTION = 0  # "turn left": changes nothing but the agent's direction
+MAX_PLAN_CHANGES = 200
+"""Most subgoal pushes and pops the bot may make while choosing one action (a few are usual)."""
+
+
+class BotStuck(RuntimeError):
+    """The bot kept rewriting its plan without choosing an action."""
+
+
+class _BoundedStack(list):
+    """The bot's plan stack, counting pushes and pops per action.
+
+    On some states (e.g. BabyAI-GoToImpUnlock-v0, seed 6) minigrid's bot pushes and pops
+    exploration subgoals forever inside one `replan` call, each with a breadth-first search: it
+    never returns. The cap turns that into a `BotStuck` error.
+    """
+
+    def __init__(self, items=(), limit: int = MAX_PLAN_CHANGES):
+        super().__init__(items)
+        self.limit = limit
+        self.changes = 0
+
+    def _count(self) -> None:
+        self.changes += 1
+        if self.changes > self.limit:
+            raise BotStuck(f"the bot changed its plan {self.limit} times without acting")
+
+    def append(self, item) -> None:
+        self._count()
+        super().append(item)
+
+    def pop(self, index: int = -1):
+        self._count()
+        return super().pop(index)
 
 
 class Expert:
@@ -67,6 +102,7 @@ class Expert:
             self.error = ""
             try:
                 self.bot = BabyAIBot(level)
+                self.bot.stack = _BoundedStack(self.bot.stack)
             except Exception as error:  # noqa: BLE001 - any bot failure ends its help
                 self._give_up(f"{type(error).__name__}: {error}")
             taken = None
@@ -82,6 +118,7 @@ class Expert:
         self._step = step
         if not self.gave_up:
             try:
+                self.bot.stack.changes = 0
                 action = self.bot.replan(taken)
             except Exception as error:  # noqa: BLE001 - the bot's asserts and DisappearedBoxError
                 self._give_up(f"{type(error).__name__}: {error}")

@@ -64,8 +64,15 @@ SEQ_FORMS: tuple[str, ...] = ("then", "after")
 # how many objects of the agent's room a task kind names (the minimum `num_dists`)
 _NAMED_OBJECTS = {"goto": 1, "pickup": 1, "putnext": 2, "open": 1, "pickup_then_goto": 2,
                   "pickup_then_pickup": 2}
-MAX_NUM_DISTS = 20
-"""Upper bound on `num_dists` in an 8x8 room (36 free cells; more makes generation crawl)."""
+
+
+def max_num_dists(room_size: int, rooms: int = 1) -> int:
+    """Most objects per level that rejection sampling handles: 2/5 of the free cells.
+
+    In an 8x8 room (36 free cells) that is 14: a reset then takes ~10 ms, 16 objects ~160 ms,
+    18 several seconds (unreachable objects get rejected over and over).
+    """
+    return (room_size - 2) ** 2 * rooms * 2 // 5
 
 SPLITS = (None, "train", "test")
 
@@ -92,11 +99,12 @@ class LocalLevel(RoomGridLevel):
         if not isinstance(room_size, int) or room_size < 5:
             raise ValueError(f"room_size must be an int >= 5, got {room_size!r}")
         need = max(_NAMED_OBJECTS[t] for t in self.tasks)
+        most = max_num_dists(room_size)
         if isinstance(num_dists, bool) or not isinstance(num_dists, int) or not (
-            need <= num_dists <= MAX_NUM_DISTS
+            need <= num_dists <= most
         ):
             raise ValueError(
-                f"num_dists must be an int in [{need}, {MAX_NUM_DISTS}] for {type(self).__name__} "
+                f"num_dists must be an int in [{need}, {most}] for {type(self).__name__} "
                 f"(it counts every object in the room, the {need} named one(s) included; "
                 f"the paper used 8), got {num_dists!r}"
             )

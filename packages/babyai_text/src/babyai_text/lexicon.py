@@ -20,7 +20,14 @@ ACTION_NAMES: dict[str, tuple[str, ...]] = {
     # index i is minigrid action i (left, right, forward, pickup, drop, toggle); minigrid's
     # `done` (6) is not offered.
     "en": ("turn left", "turn right", "go forward", "pick up", "drop", "toggle"),
-    "fr": ("tourner à gauche", "tourner à droite", "aller tout droit", "attraper", "lâcher", "basculer"),
+    "fr": (
+        "tourner à gauche",
+        "tourner à droite",
+        "aller tout droit",
+        "attraper",
+        "lâcher",
+        "basculer",
+    ),
     "synonyms": ("rotate left", "rotate right", "move ahead", "take", "release", "switch"),
 }
 """Action phrases by variant (`action_names=` keyword); index i is minigrid action i."""

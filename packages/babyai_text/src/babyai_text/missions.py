@@ -1,9 +1,10 @@
 """Missions in English and French, rendered from minigrid's instruction tree.
 
-minigrid's verifier builds a mission from its instruction objects (`Instr.surface`); `render_mission`
-walks the same tree with the grammar of `lexicon.MISSION_WORDS`, so every task kind of every level
-(go to, pick up, open, put next to, "then", "after you", "and", locations, "the"/"a") has a French
-form. In English the result equals minigrid's own mission string (tested over every level).
+minigrid's verifier builds a mission from its instruction objects (`Instr.surface`);
+`render_mission` walks the same tree with the grammar of `lexicon.MISSION_WORDS`, so every task
+kind of every level (go to, pick up, open, put next to, "then", "after you", "and", locations,
+"the"/"a") has a French form. In English the result equals minigrid's own mission string (tested
+over every level).
 
 The article follows minigrid: "the" when the description matched one object when the mission was
 generated, "a" when it matched several (`ObjDesc.obj_set`, filled at generation and by
@@ -40,7 +41,8 @@ __all__ = ["render_mission", "render_object"]
 def render_object(desc: ObjDesc, language: str = "en", de: bool = False) -> str:
     """Noun phrase for an object description: "the red ball", "a key on your left", "la clef rouge".
 
-    `de=True` (French only) gives the form after "à côté": "de la balle", "d'une clef", "de l'objet".
+    `de=True` (French only) gives the form after "à côté": "de la balle", "d'une clef",
+    "de l'objet".
     """
     type_ = desc.type or "object"
     definite = len(desc.obj_set) <= 1

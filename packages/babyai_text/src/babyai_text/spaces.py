@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from collections.abc import Iterator, Sequence
 from types import ModuleType
+
 import numpy as np
 from gymnasium.spaces import Text
 from gymnasium.vector.utils import (
