@@ -29,7 +29,10 @@ from .losses import explained_variance, ppo_loss
 from .metrics import MetricsLogger
 
 SUCCESS_WINDOW = 100
-"""charts/success_rate is measured over this many most recent episodes."""
+"""charts/success_rate is measured over this many most recent episodes..."""
+SUCCESS_MIN_EPISODES = 20
+"""...once at least this many have finished (before, the few short episodes that end early are
+mostly successes, and the rate would read high)."""
 
 # Fields that may differ between a run and its resumption; anything else must match.
 RESUMABLE_CHANGES = {
@@ -276,7 +279,8 @@ class PPOTrainer:
                 self.state.frames += cfg.batch_size
                 self.state.episodes += metrics.pop("charts/episodes_finished")
                 self.state.elapsed_s += elapsed
-                success = float(np.mean(self.recent_successes)) if self.recent_successes else float("nan")
+                enough = len(self.recent_successes) >= SUCCESS_MIN_EPISODES
+                success = float(np.mean(self.recent_successes)) if enough else float("nan")
                 metrics.update(
                     {
                         "charts/frames": self.state.frames,
