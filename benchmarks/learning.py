@@ -63,7 +63,9 @@ def main(args: Args) -> None:
     level = args.env_id.removeprefix("BabyAI-Text-").removesuffix("-v0")
     config.run.output_dir = time.strftime(f"runs/learning-{level}-%Y%m%d-%H%M%S")
 
-    print(f"torch threads: {torch.get_num_threads()}; config:\n{json.dumps(config.to_dict(), indent=1)}")
+    print(
+        f"torch threads: {torch.get_num_threads()}; config:\n{json.dumps(config.to_dict(), indent=1)}"
+    )
     trainer = PPOTrainer(config)
     trainer.train()
 
@@ -72,8 +74,10 @@ def main(args: Args) -> None:
     next_minute = 0.5
     for row in rows:
         if row["time/elapsed_s"] / 60 >= next_minute or row is rows[-1]:
-            print(f"{row['time/elapsed_s'] / 60:>6.1f}{int(row['charts/frames']):>9}"
-                  f"{row['charts/success_rate']:>9.2f}{row['charts/SPS']:>7.0f}")
+            print(
+                f"{row['time/elapsed_s'] / 60:>6.1f}{int(row['charts/frames']):>9}"
+                f"{row['charts/success_rate']:>9.2f}{row['charts/SPS']:>7.0f}"
+            )
             next_minute = row["time/elapsed_s"] / 60 + 0.5
     last = rows[-1]
     names = trainer.action_names
@@ -85,14 +89,25 @@ def main(args: Args) -> None:
         "uniform random": evaluate(RandomAgent(seed=0), args.env_id, **common),
         "blind walk": evaluate(RandomAgent(seed=0, weights=frequencies), args.env_id, **common),
     }
-    print(f"\n{args.env_id}: {last['charts/frames']:.0f} frames in {last['time/elapsed_s'] / 60:.1f} min, "
-          f"{last['charts/frames'] / last['time/elapsed_s']:.0f} frames/s")
-    print("blind walk action frequencies: " + ", ".join(f"{n} {f:.2f}" for n, f in zip(names, frequencies)))
+    print(
+        f"\n{args.env_id}: {last['charts/frames']:.0f} frames in {last['time/elapsed_s'] / 60:.1f} min, "
+        f"{last['charts/frames'] / last['time/elapsed_s']:.0f} frames/s"
+    )
+    print(
+        "blind walk action frequencies: "
+        + ", ".join(f"{n} {f:.2f}" for n, f in zip(names, frequencies))
+    )
     for name, result in results.items():
         print(f"  {name:<18} {result.summary()}")
     png = args.png or str(Path(config.run.output_dir) / "learning_curve.png")
-    plot_runs([config.run.output_dir], png, baselines={"uniform random": results["uniform random"].success_rate,
-                                                       "blind walk": results["blind walk"].success_rate})
+    plot_runs(
+        [config.run.output_dir],
+        png,
+        baselines={
+            "uniform random": results["uniform random"].success_rate,
+            "blind walk": results["blind walk"].success_rate,
+        },
+    )
     print(f"curve: {png}")
 
 

@@ -48,7 +48,9 @@ class PaperEraPolicy(nn.Module):
         rows, values = [], []
         for prompt, actions in zip(prompts, candidates):
             chunks = [
-                padded_batch_scores(scorer, [prompt], [actions[i : i + self.candidates_per_batch]], normalization)
+                padded_batch_scores(
+                    scorer, [prompt], [actions[i : i + self.candidates_per_batch]], normalization
+                )
                 for i in range(0, len(actions), self.candidates_per_batch)
             ]
             rows.append(torch.cat(chunks, dim=1))  # (1, A)
@@ -83,11 +85,19 @@ def frames_per_second(args: Args, make_policy) -> tuple[float, float, float]:
     out = tempfile.mkdtemp(prefix="ppo_throughput_")
     try:
         config = TrainConfig(
-            env=EnvConfig(env_id=args.env_id, num_envs=args.num_envs, num_observations=args.num_observations),
+            env=EnvConfig(
+                env_id=args.env_id, num_envs=args.num_envs, num_observations=args.num_observations
+            ),
             policy=PolicyConfig(model=args.model, finetune="full", normalization="token"),
-            ppo=PPOConfig(num_steps=args.num_steps, minibatch_size=args.minibatch_size, learning_rate=1e-4,
-                          total_frames=10**9),
-            run=RunConfig(output_dir=out, progress=False, tensorboard=False, checkpoint_every=0, seed=7),
+            ppo=PPOConfig(
+                num_steps=args.num_steps,
+                minibatch_size=args.minibatch_size,
+                learning_rate=1e-4,
+                total_frames=10**9,
+            ),
+            run=RunConfig(
+                output_dir=out, progress=False, tensorboard=False, checkpoint_every=0, seed=7
+            ),
         )
         trainer = PPOTrainer(config, policy=make_policy(config.policy))
         rollout_s = update_s = 0.0
@@ -109,16 +119,22 @@ def frames_per_second(args: Args, make_policy) -> tuple[float, float, float]:
 
 def main(args: Args) -> None:
     torch.set_num_threads(args.threads)
-    print(f"{args.model} on {args.env_id}: {args.num_envs} envs x {args.num_steps} steps, "
-          f"minibatch {args.minibatch_size}, {args.num_observations} observations per prompt, "
-          f"{args.threads} threads")
+    print(
+        f"{args.model} on {args.env_id}: {args.num_envs} envs x {args.num_steps} steps, "
+        f"minibatch {args.minibatch_size}, {args.num_observations} observations per prompt, "
+        f"{args.threads} threads"
+    )
     results = {
         "paper-era": frames_per_second(args, lambda cfg: PaperEraPolicy(LLMPolicy(cfg))),
         "ours": frames_per_second(args, lambda cfg: LLMPolicy(cfg)),
     }
     for name, (fps, rollout_share, update_share) in results.items():
-        print(f"  {name:<10} {fps:7.1f} frames/s  (rollout {rollout_share:.0%}, update {update_share:.0%})")
-    print(f"speed-up ours / paper-era: {results['ours'][0] / results['paper-era'][0]:.1f}x  (goal >= 4x)")
+        print(
+            f"  {name:<10} {fps:7.1f} frames/s  (rollout {rollout_share:.0%}, update {update_share:.0%})"
+        )
+    print(
+        f"speed-up ours / paper-era: {results['ours'][0] / results['paper-era'][0]:.1f}x  (goal >= 4x)"
+    )
 
 
 if __name__ == "__main__":

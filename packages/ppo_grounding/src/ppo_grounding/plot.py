@@ -27,11 +27,11 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, *, 
         label = Path(run_dir).name
         frames = [r["charts/frames"] for r in rows]
         minutes = [r["time/elapsed_s"] / 60 for r in rows]
-        success = [r.get("charts/success_rate") for r in rows]
+        success = [_value(r, "charts/success_rate") for r in rows]
         axes[0, 0].plot(frames, success, label=label)
         axes[0, 1].plot(minutes, success, label=label)
-        axes[1, 0].plot(frames, [r.get("losses/entropy") for r in rows], label=label)
-        axes[1, 1].plot(frames, [r.get("losses/approx_kl") for r in rows], label=label)
+        axes[1, 0].plot(frames, [_value(r, "losses/entropy") for r in rows], label=label)
+        axes[1, 1].plot(frames, [_value(r, "losses/approx_kl") for r in rows], label=label)
     for name, value in (baselines or {}).items():
         for ax in axes[0]:
             ax.axhline(value, linestyle="--", color="grey", linewidth=1)
@@ -48,3 +48,9 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, *, 
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _value(row: dict, name: str) -> float:
+    """A metric of one row; NaN where it was not defined (written as null)."""
+    value = row.get(name)
+    return float("nan") if value is None else value
