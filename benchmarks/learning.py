@@ -74,9 +74,11 @@ def main(args: Args) -> None:
     next_minute = 0.5
     for row in rows:
         if row["time/elapsed_s"] / 60 >= next_minute or row is rows[-1]:
+            success = row["charts/success_rate"]
+            success = "-" if success is None else f"{success:.2f}"
             print(
                 f"{row['time/elapsed_s'] / 60:>6.1f}{int(row['charts/frames']):>9}"
-                f"{row['charts/success_rate']:>9.2f}{row['charts/SPS']:>7.0f}"
+                f"{success:>9}{row['charts/SPS']:>7.0f}"
             )
             next_minute = row["time/elapsed_s"] / 60 + 0.5
     last = rows[-1]
