@@ -150,6 +150,8 @@ def test_constructor_from_class_or_string():
     assert a.reset(seed=1)[0] == b.reset(seed=1)[0]
     with pytest.raises(ValueError, match="module:Class"):
         BabyAITextEnv("minigrid.envs.babyai.GoToLocal")
+    with pytest.raises(ValueError, match="RoomGridLevel subclass"):
+        BabyAITextEnv("minigrid.envs:DoorKeyEnv")
 
 
 @pytest.mark.parametrize(

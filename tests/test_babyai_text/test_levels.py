@@ -207,3 +207,14 @@ def test_paper_levels_count_rejections_instead_of_printing(make):
         env.reset(seed=seed)
         total += env.unwrapped.level.rejections
     assert total > 0  # 12 objects in 36 cells: some layouts are rejected, silently
+
+
+def test_single_room_levelgen_with_a_locked_room_is_refused():
+    from babyai_text import BabyAITextEnv
+
+    levelgen = "minigrid.envs.babyai.core.levelgen:LevelGen"
+    with pytest.raises(ValueError, match="needs locked_room_prob=0"):
+        BabyAITextEnv(levelgen, num_rows=1, num_cols=1)  # minigrid's default 0.5 never returns
+    env = BabyAITextEnv(levelgen, num_rows=1, num_cols=1, locked_room_prob=0, num_dists=4)
+    obs, _ = env.reset(seed=0)
+    assert obs["mission"]

@@ -11,6 +11,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from minigrid.envs.babyai.core.levelgen import LevelGen
 from minigrid.envs.babyai.core.roomgrid_level import RoomGridLevel
 
 from babyai_text.describe import describe_view
@@ -69,7 +70,7 @@ class BabyAITextEnv(gym.Env):
     | 5   | toggle     | basculer         | switch       |
 
     `env.unwrapped.action_names` lists the phrases of the variant chosen with `action_names=`
-    (default: the `language`); `babyai_text.ACTION_NAMES` holds all of them. Anything else than an
+    (default: the `language`); `babyai_text.ACTION_NAMES` holds all of them. Anything but an
     integer in [0, 6) raises a ValueError.
 
     ## Observation
@@ -142,6 +143,10 @@ class BabyAITextEnv(gym.Env):
             raise ValueError(f"num_dists must be a non-negative int, got {num_dists!r}")
 
         level_cls = _load(level)
+        if not (isinstance(level_cls, type) and issubclass(level_cls, RoomGridLevel)):
+            raise ValueError(
+                f"level must be a BabyAI level (a minigrid RoomGridLevel subclass), got {level!r}"
+            )
         kwargs = dict(level_kwargs)
         if num_dists is not None:
             kwargs["num_dists"] = int(num_dists)
@@ -154,6 +159,16 @@ class BabyAITextEnv(gym.Env):
                     f"{level_cls.__name__} does not take the keyword(s) {bad}: {error}"
                 ) from error
             raise
+        if (
+            isinstance(self.level, LevelGen)
+            and self.level.num_rows * self.level.num_cols == 1
+            and self.level.locked_room_prob > 0
+        ):
+            # LevelGen would look forever for an inner wall to lock
+            raise ValueError(
+                f"{level_cls.__name__} with a single room needs locked_room_prob=0 "
+                f"(got {self.level.locked_room_prob}): minigrid's LevelGen would loop forever"
+            )
         if num_dists is not None and not isinstance(self.level, LocalLevel):
             # minigrid levels (ours check their own range): beyond this bound, rejection
             # sampling spins for seconds or forever
