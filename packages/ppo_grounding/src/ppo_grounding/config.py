@@ -223,7 +223,7 @@ def offline_preset() -> TrainConfig:
         env=EnvConfig(env_id="BabyAI-Text-GoToRedBallNoDists-v0", num_envs=16, num_observations=1),
         policy=PolicyConfig(model="offline-gpt2", finetune="full", normalization="token"),
         ppo=PPOConfig(
-            total_frames=30_000,
+            total_frames=20_480,
             num_steps=32,
             update_epochs=4,
             minibatch_size=128,
