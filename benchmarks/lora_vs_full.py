@@ -9,7 +9,7 @@ set_to_none, as torch optimisers do). Each (model, mode) runs in its own process
   before it (activations, gradients, temporaries): torch.cuda.max_memory_allocated on CUDA, the
   torch profiler's memory timeline on CPU (one extra, profiled step)
 
-    python benchmarks/lora_vs_full.py                        # 3 models x {lora, full}, 2 threads
+    python benchmarks/lora_vs_full.py                        # 3 models x {lora, full}, 1 thread
     python benchmarks/lora_vs_full.py --models offline-t5 --checkpointing
     python benchmarks/lora_vs_full.py --device cuda --dtype bfloat16
 """
@@ -119,7 +119,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=MODELS, choices=DEFAULT_MODELS)
     parser.add_argument("--prompts", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a busy shared machine a second OpenMP thread waits "
+        "for a busy core and slows small ops many times over; use 2+ on an idle machine)",
+    )
     parser.add_argument("--reps", type=int, default=2, help="timed steps after the warm-up")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")

@@ -290,3 +290,28 @@ def test_long_prompts_are_truncated_from_the_left(scorers, kind):
     with pytest.warns(PromptTruncationWarning, match="max_prompt_tokens=10"):
         tb = limited.tokenize([long_prompt], cands)
     assert tb.prompt_ids[0] == full[-10:]
+
+
+@pytest.mark.parametrize("kind", ["t5", "gpt2"])
+def test_length_bucketing_keeps_order_values_and_gradients(tiny_model_dir, kind):
+    model, tok = load_model_and_tokenizer(tiny_model_dir(kind))
+    model.eval()
+    one = ActionScorer(model, tok, length_bucketing=False)
+    split = ActionScorer(model, tok)
+    split._call_cost_tokens = 0.0  # as for a large model: every length gets its own group
+    prompts = make_prompts()
+    assert len(split._length_groups(split.tokenize(prompts, CANDIDATES))) > 1
+    assert len(one._length_groups(one.tokenize(prompts, CANDIDATES))) == 1
+    a = one.score(prompts, CANDIDATES)
+    b = split.score(prompts, CANDIDATES)
+    finite_close(b.scores.detach(), a.scores.detach())
+    torch.testing.assert_close(b.token_logprobs, a.token_logprobs, atol=ATOL, rtol=0)
+    assert torch.equal(b.token_mask, a.token_mask)
+    torch.testing.assert_close(b.features, a.features, atol=1e-5, rtol=0)
+    assert torch.equal(b.pair_prompt, a.pair_prompt) and torch.equal(b.pair_slot, a.pair_slot)
+    params = [p for p in model.parameters() if p.requires_grad]
+    ga = torch.autograd.grad(a.scores[torch.isfinite(a.scores)].sum(), params, allow_unused=True)
+    gb = torch.autograd.grad(b.scores[torch.isfinite(b.scores)].sum(), params, allow_unused=True)
+    for x, y in zip(ga, gb, strict=True):
+        if x is not None:
+            torch.testing.assert_close(y, x, atol=2e-4, rtol=1e-3)
