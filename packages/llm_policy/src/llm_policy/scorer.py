@@ -229,6 +229,12 @@ class ActionScorer:
 
     @property
     def hidden_size(self) -> int:
+        """Width of the hidden states the heads read."""
+        size = getattr(
+            self.model.config, "hidden_size", None
+        )  # d_model / n_embd via attribute maps
+        if isinstance(size, int):
+            return size
         return int(self.model.get_input_embeddings().weight.shape[1])
 
     @property
