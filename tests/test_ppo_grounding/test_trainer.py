@@ -115,3 +115,24 @@ def test_invalid_config_is_rejected_with_a_fix(tmp_path):
         PPOTrainer(tiny_config(tmp_path / "run", minibatch_size=5))
     with pytest.raises(ValueError, match="between 1 and the rollout size"):
         PPOTrainer(tiny_config(tmp_path / "run", minibatch_size=64))
+
+
+def test_target_kl_stops_the_epochs_early_and_lr_anneals(tmp_path):
+    config = tiny_config(tmp_path / "run", total_frames=32, target_kl=1e-12, anneal_lr=True, update_epochs=3)
+    trainer = PPOTrainer(config)
+    trainer.train()
+    rows = read_metrics(tmp_path / "run")
+    # 16 transitions / minibatch 8 = 2 steps per epoch, 3 epochs: 6 without the early stop. The
+    # first step sees the rollout's own policy (KL exactly 0); the second exceeds any target.
+    assert [r["losses/minibatch_steps"] for r in rows] == [2, 2]
+    assert [r["charts/learning_rate"] for r in rows] == pytest.approx([1e-3, 0.5e-3])
+
+
+def test_async_vector_envs_train_like_sync_ones(tmp_path):
+    config = tiny_config(tmp_path / "run", total_frames=16)
+    config.env.vectorization = "async"
+    state = PPOTrainer(config).train()
+    assert state.frames == 16
+    sync = tiny_config(tmp_path / "sync", total_frames=16)
+    PPOTrainer(sync).train()
+    assert read_metrics(tmp_path / "run")[0]["losses/policy_loss"] == pytest.approx(read_metrics(tmp_path / "sync")[0]["losses/policy_loss"])
