@@ -204,6 +204,22 @@ def test_save_and_load_restore_the_exact_policy(tiny_model_dir, tmp_path, kind, 
     assert sorted(x.name for x in tmp_path.iterdir()) == ["ckpt"]  # no temporary leftovers
 
 
+def test_lora_checkpoints_of_offline_models_carry_their_base(tmp_path, monkeypatch):
+    policy = LLMPolicy(PolicyConfig(model="offline-gpt2", value_head_hidden=8))
+    perturb_trainable(policy)
+    ckpt = policy.save_pretrained(tmp_path / "ckpt")
+    assert (ckpt / "base" / "model.safetensors").is_file()
+    with torch.no_grad():
+        want = policy(prompts(2), [ACTIONS, ACTIONS]).logits
+    monkeypatch.setenv("LLM_POLICY_CACHE", str(tmp_path / "elsewhere"))  # an empty cache
+    loaded = LLMPolicy.from_pretrained(ckpt)
+    assert not (tmp_path / "elsewhere").exists()  # nothing rebuilt: the saved base was used
+    assert loaded.config.model == "offline-gpt2"
+    with torch.no_grad():
+        got = loaded(prompts(2), [ACTIONS, ACTIONS]).logits
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
 def test_loading_never_unpickles(tiny_model_dir, tmp_path, monkeypatch):
     policy = make(tiny_model_dir, "gpt2")
     policy.save_pretrained(tmp_path / "ckpt")

@@ -187,7 +187,8 @@ def load_model_and_tokenizer(
     kwargs = {"config": config, "dtype": DTYPES[dtype], "use_safetensors": True}
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
-    quiet = quiet_progress_bars() if name in OFFLINE_MODELS else contextlib.nullcontext()
+    offline = name in OFFLINE_MODELS or (Path(source) / "llm_policy_offline.json").is_file()
+    quiet = quiet_progress_bars() if offline else contextlib.nullcontext()
     with _quiet_tie_warning(), quiet:
         try:
             model = auto_cls.from_pretrained(source, **kwargs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from torch import nn
 
 from .checkpoint import atomic_directory
 from .loading import DTYPES, default_lora_targets, load_model_and_tokenizer, model_fingerprint
+from .offline import OFFLINE_MODELS, offline_model_path
 from .scorer import NORMALIZATIONS, SCORING_METHODS, ActionScorer, ScoreOutput
 from .value_head import ActionHead, ValueHead
 
@@ -28,6 +30,7 @@ CONFIG_NAME = "llm_policy_config.json"
 HEADS_NAME = "heads.safetensors"
 ADAPTER_DIR = "adapter"
 MODEL_DIR = "model"
+BASE_DIR = "base"
 _FORMAT_VERSION = 1
 _HEADS = ("score", "action_head")
 _CRITICS = ("value_head", "frozen_base")
@@ -338,7 +341,8 @@ class LLMPolicy(nn.Module):
 
         - llm_policy_config.json: the PolicyConfig and the base model's fingerprint
         - heads.safetensors: value head (and action head)
-        - adapter/: the LoRA adapter (peft format, safetensors), or
+        - adapter/: the LoRA adapter (peft format, safetensors), plus base/: a copy of the base
+          model when it is an offline model; or
           model/: the full model and tokenizer (finetune="full")
         """
         from safetensors.torch import save_file
@@ -356,6 +360,10 @@ class LLMPolicy(nn.Module):
             save_file(self._heads_state(), str(tmp / HEADS_NAME), metadata={"format": "pt"})
             if self.config.finetune == "lora":
                 self.model.save_pretrained(str(tmp / ADAPTER_DIR), safe_serialization=True)
+                if self.config.model in OFFLINE_MODELS:
+                    # The offline base is rebuilt from a seed; a different torch could draw other
+                    # numbers, so a copy (a few MB) keeps the checkpoint loadable everywhere.
+                    shutil.copytree(offline_model_path(self.config.model), tmp / BASE_DIR)
             else:
                 lm.save_pretrained(str(tmp / MODEL_DIR), safe_serialization=True)
                 self.tokenizer.save_pretrained(str(tmp / MODEL_DIR))
@@ -421,7 +429,10 @@ class LLMPolicy(nn.Module):
         if missing:
             raise FileNotFoundError(f"checkpoint {path} is incomplete; missing: {missing}")
 
-        policy = cls(config, model_source=None if lora else str(path / MODEL_DIR))
+        source = None if lora else str(path / MODEL_DIR)
+        if lora and "model" not in overrides and (path / BASE_DIR / "config.json").is_file():
+            source = str(path / BASE_DIR)  # the offline base model, saved with the adapter
+        policy = cls(config, model_source=source)
         if lora:
             expected = meta.get("base_model_fingerprint")
             if expected is not None and expected != policy.base_fingerprint:
