@@ -17,8 +17,7 @@ from pathlib import Path
 
 import torch
 import tyro
-
-from ppo_grounding import PPOTrainer, PolicyAgent, RandomAgent, evaluate, offline_preset
+from ppo_grounding import PolicyAgent, PPOTrainer, RandomAgent, evaluate, offline_preset
 from ppo_grounding.metrics import read_metrics
 from ppo_grounding.plot import plot_runs
 
@@ -97,7 +96,7 @@ def main(args: Args) -> None:
     )
     print(
         "blind walk action frequencies: "
-        + ", ".join(f"{n} {f:.2f}" for n, f in zip(names, frequencies))
+        + ", ".join(f"{n} {f:.2f}" for n, f in zip(names, frequencies, strict=False))
     )
     for name, result in results.items():
         print(f"  {name:<18} {result.summary()}")

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 
 import torch
 import tyro
-from torch import nn
-
 from llm_policy import LLMPolicy, PolicyConfig, PolicyOutput
 from llm_policy.scorer import padded_batch_scores
 from ppo_grounding import EnvConfig, PPOConfig, PPOTrainer, RunConfig, TrainConfig
+from torch import nn
 
 
 class PaperEraPolicy(nn.Module):
@@ -46,7 +45,7 @@ class PaperEraPolicy(nn.Module):
         scorer = self.policy.scorer
         normalization = self.policy.config.normalization
         rows, values = [], []
-        for prompt, actions in zip(prompts, candidates):
+        for prompt, actions in zip(prompts, candidates, strict=False):
             chunks = [
                 padded_batch_scores(
                     scorer, [prompt], [actions[i : i + self.candidates_per_batch]], normalization

@@ -1,13 +1,12 @@
 """Evaluate a trained policy against a uniformly random agent on the same held-out seeds.
 
-    python examples/evaluate.py runs/quickstart-20261125-150000 --episodes 500
-    python examples/evaluate.py runs/my-run --env-id BabyAI-Text-MixedTestLocal-v0   # generalisation
+python examples/evaluate.py runs/quickstart-20261125-150000 --episodes 500
+python examples/evaluate.py runs/my-run --env-id BabyAI-Text-MixedTestLocal-v0   # generalisation
 """
 
 from dataclasses import dataclass
 
 import tyro
-
 from ppo_grounding import PolicyAgent, RandomAgent, evaluate
 from ppo_grounding.checkpoint import load_policy_for_eval
 
@@ -27,8 +26,15 @@ class Args:
 def main(args: Args) -> None:
     policy, config = load_policy_for_eval(args.run)
     env_id = args.env_id or config.env.env_id
-    common = dict(episodes=args.episodes, num_observations=config.env.num_observations, language=config.env.language)
-    agents = {"trained policy": PolicyAgent(policy, greedy=args.greedy), "uniform random": RandomAgent(seed=0)}
+    common = dict(
+        episodes=args.episodes,
+        num_observations=config.env.num_observations,
+        language=config.env.language,
+    )
+    agents = {
+        "trained policy": PolicyAgent(policy, greedy=args.greedy),
+        "uniform random": RandomAgent(seed=0),
+    }
     print(f"{env_id}, {args.episodes} episodes per agent, seeds disjoint from training")
     for name, agent in agents.items():
         print(f"  {name:<15} {evaluate(agent, env_id, **common).summary()}")

@@ -10,8 +10,14 @@ import time
 from dataclasses import dataclass, field
 
 import tyro
-
-from ppo_grounding import PPOTrainer, PolicyAgent, RandomAgent, TrainConfig, evaluate, offline_preset
+from ppo_grounding import (
+    PolicyAgent,
+    PPOTrainer,
+    RandomAgent,
+    TrainConfig,
+    evaluate,
+    offline_preset,
+)
 from ppo_grounding.plot import plot_runs
 
 
@@ -32,23 +38,36 @@ class Args:
 def main(args: Args) -> None:
     config, episodes = args.train, args.eval_episodes
 
-    print(f"Training {config.policy.model} on {config.env.env_id} for {config.ppo.total_frames} frames")
+    print(
+        f"Training {config.policy.model} on {config.env.env_id} for {config.ppo.total_frames} frames"
+    )
     trainer = PPOTrainer(config)
     trainer.train()
 
     print(f"\nEvaluating on {episodes} episodes whose seeds training never used")
-    common = dict(episodes=episodes, num_observations=config.env.num_observations, language=config.env.language)
+    common = dict(
+        episodes=episodes,
+        num_observations=config.env.num_observations,
+        language=config.env.language,
+    )
     trained = evaluate(PolicyAgent(trainer.policy), config.env.env_id, progress=True, **common)
     random = evaluate(RandomAgent(seed=0), config.env.env_id, **common)
 
     print(f"\n{'agent':<16}{'success':>9}{'95% CI':>15}{'mean return':>13}")
     for name, result in (("PPO-trained LLM", trained), ("uniform random", random)):
         low, high = result.confidence_interval
-        print(f"{name:<16}{result.success_rate:>9.3f}{f'{low:.2f}-{high:.2f}':>15}{result.mean_return:>13.3f}")
+        print(
+            f"{name:<16}{result.success_rate:>9.3f}{f'{low:.2f}-{high:.2f}':>15}{result.mean_return:>13.3f}"
+        )
 
-    curve = plot_runs([config.run.output_dir], f"{config.run.output_dir}/learning_curve.png",
-                      baselines={"uniform random": random.success_rate})
-    print(f"\nLearning curve: {curve}\nTensorBoard:    tensorboard --logdir {config.run.output_dir}")
+    curve = plot_runs(
+        [config.run.output_dir],
+        f"{config.run.output_dir}/learning_curve.png",
+        baselines={"uniform random": random.success_rate},
+    )
+    print(
+        f"\nLearning curve: {curve}\nTensorBoard:    tensorboard --logdir {config.run.output_dir}"
+    )
 
 
 if __name__ == "__main__":

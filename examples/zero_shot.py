@@ -8,10 +8,9 @@ Prints the prompt and the policy over actions at the first step, then the succes
 
 from dataclasses import dataclass
 
+import babyai_text  # noqa: F401  (registers the BabyAI-Text-* IDs)
 import gymnasium as gym
 import tyro
-
-import babyai_text  # noqa: F401  (registers the BabyAI-Text-* IDs)
 from llm_policy import LLMPolicy, PolicyConfig, build_prompt
 from ppo_grounding import PolicyAgent, RandomAgent, evaluate
 
@@ -36,10 +35,12 @@ def main(args: Args) -> None:
     prompt = build_prompt(obs["mission"], [info["descriptions"]], [], actions)
     probs = policy([prompt], [list(actions)]).distribution().probs[0]
     print(prompt, "\n")
-    for name, p in sorted(zip(actions, probs.tolist()), key=lambda x: -x[1]):
+    for name, p in sorted(zip(actions, probs.tolist(), strict=False), key=lambda x: -x[1]):
         print(f"  {p:6.3f}  {name}")
 
-    print(f"\n{args.model}: {evaluate(PolicyAgent(policy), args.env_id, episodes=args.episodes).summary()}")
+    print(
+        f"\n{args.model}: {evaluate(PolicyAgent(policy), args.env_id, episodes=args.episodes).summary()}"
+    )
     print(f"random: {evaluate(RandomAgent(seed=0), args.env_id, episodes=args.episodes).summary()}")
 
 

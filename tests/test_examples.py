@@ -23,11 +23,25 @@ def run_example(name, args, monkeypatch):
 @pytest.mark.slow
 def test_quickstart_trains_evaluates_and_plots(tmp_path, monkeypatch, capsys):
     out = tmp_path / "quick"
-    run_example("quickstart.py", [
-        "--train.env.num-envs", "2", "--train.ppo.num-steps", "8", "--train.ppo.minibatch-size", "8",
-        "--train.ppo.total-frames", "16", "--train.run.no-progress", "--train.run.output-dir", str(out),
-        "--eval-episodes", "4",
-    ], monkeypatch)
+    run_example(
+        "quickstart.py",
+        [
+            "--train.env.num-envs",
+            "2",
+            "--train.ppo.num-steps",
+            "8",
+            "--train.ppo.minibatch-size",
+            "8",
+            "--train.ppo.total-frames",
+            "16",
+            "--train.run.no-progress",
+            "--train.run.output-dir",
+            str(out),
+            "--eval-episodes",
+            "4",
+        ],
+        monkeypatch,
+    )
     text = capsys.readouterr().out
     assert "PPO-trained LLM" in text and "uniform random" in text
     assert (out / "learning_curve.png").is_file()
@@ -38,6 +52,10 @@ def test_quickstart_trains_evaluates_and_plots(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_zero_shot_scores_actions_without_training(monkeypatch, capsys):
-    run_example("zero_shot.py", ["--episodes", "2", "--env-id", "BabyAI-Text-GoToRedBallNoDists-v0"], monkeypatch)
+    run_example(
+        "zero_shot.py",
+        ["--episodes", "2", "--env-id", "BabyAI-Text-GoToRedBallNoDists-v0"],
+        monkeypatch,
+    )
     text = capsys.readouterr().out
     assert "Goal of the agent:" in text and "go forward" in text and "random: success" in text

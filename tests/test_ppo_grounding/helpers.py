@@ -4,11 +4,19 @@ from ppo_grounding import EnvConfig, PPOConfig, RunConfig, TrainConfig
 
 def tiny_config(output_dir, **ppo) -> TrainConfig:
     """A run small enough for a unit test: 2 envs x 8 steps per update, the tiny offline model."""
-    settings = dict(total_frames=32, num_steps=8, minibatch_size=8, update_epochs=2, learning_rate=1e-3)
+    settings = dict(
+        total_frames=32, num_steps=8, minibatch_size=8, update_epochs=2, learning_rate=1e-3
+    )
     settings.update(ppo)
     return TrainConfig(
         env=EnvConfig(env_id="BabyAI-Text-GoToRedBallNoDists-v0", num_envs=2, num_observations=3),
         policy=PolicyConfig(model="offline-gpt2", finetune="full", normalization="token"),
         ppo=PPOConfig(**settings),
-        run=RunConfig(output_dir=str(output_dir), checkpoint_every=1, progress=False, tensorboard=False, seed=3),
+        run=RunConfig(
+            output_dir=str(output_dir),
+            checkpoint_every=1,
+            progress=False,
+            tensorboard=False,
+            seed=3,
+        ),
     )

@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from ppo_grounding.checkpoint import (
     TrainerState,
     _optimizer_from_files,
@@ -36,8 +35,14 @@ class FailingPolicy:
 def test_a_failed_save_leaves_no_half_written_checkpoint(tmp_path):
     optimizer = torch.optim.Adam(torch.nn.Linear(2, 2).parameters())
     with pytest.raises(OSError, match="disk full"):
-        save_checkpoint(tmp_path, policy=FailingPolicy(), optimizer=optimizer, shuffle_generator=torch.Generator(),
-                        state=TrainerState(update=4), config_json="{}")
+        save_checkpoint(
+            tmp_path,
+            policy=FailingPolicy(),
+            optimizer=optimizer,
+            shuffle_generator=torch.Generator(),
+            state=TrainerState(update=4),
+            config_json="{}",
+        )
     assert not checkpoint_dir(tmp_path, 4).exists()
     assert list((tmp_path / "checkpoints").iterdir()) == []
     with pytest.raises(FileNotFoundError, match="does not exist"):

@@ -1,14 +1,23 @@
 import json
 
 import pytest
-
 from ppo_grounding.cli import main
 from ppo_grounding.config import PRESETS, TrainConfig
 from ppo_grounding.metrics import read_metrics
 
 TINY = [
-    "--env.num-envs", "2", "--ppo.num-steps", "8", "--ppo.minibatch-size", "8", "--ppo.total-frames", "16",
-    "--ppo.update-epochs", "1", "--run.no-progress", "--run.no-tensorboard",
+    "--env.num-envs",
+    "2",
+    "--ppo.num-steps",
+    "8",
+    "--ppo.minibatch-size",
+    "8",
+    "--ppo.total-frames",
+    "16",
+    "--ppo.update-epochs",
+    "1",
+    "--run.no-progress",
+    "--run.no-tensorboard",
 ]
 
 
@@ -40,8 +49,21 @@ def test_paper_preset_matches_the_spec():
     config.validate()
     assert (config.env.num_envs, config.ppo.num_steps, config.batch_size) == (32, 40, 1280)
     p = config.ppo
-    assert (p.gamma, p.gae_lambda, p.reward_scale, p.update_epochs, p.minibatch_size) == (0.99, 0.99, 20.0, 4, 64)
-    assert (p.clip_coef, p.vf_coef, p.ent_coef, p.max_grad_norm, p.learning_rate, p.adam_eps) == (0.2, 0.5, 0.01, 0.5, 1e-6, 1e-5)
+    assert (p.gamma, p.gae_lambda, p.reward_scale, p.update_epochs, p.minibatch_size) == (
+        0.99,
+        0.99,
+        20.0,
+        4,
+        64,
+    )
+    assert (p.clip_coef, p.vf_coef, p.ent_coef, p.max_grad_norm, p.learning_rate, p.adam_eps) == (
+        0.2,
+        0.5,
+        0.01,
+        0.5,
+        1e-6,
+        1e-5,
+    )
     assert config.policy.finetune == "full" and config.env.num_observations == 3
 
 

@@ -1,18 +1,23 @@
 import pytest
-
 from ppo_grounding.evaluate import EvalResult, RandomAgent, evaluate, wilson_interval
 
 
 def test_wilson_interval_known_values():
     low, high = wilson_interval(50, 100)
     assert low == pytest.approx(0.4038, abs=1e-3) and high == pytest.approx(0.5962, abs=1e-3)
-    assert wilson_interval(0, 20)[0] == 0.0 and wilson_interval(0, 20)[1] == pytest.approx(0.161, abs=1e-3)
+    assert wilson_interval(0, 20)[0] == 0.0 and wilson_interval(0, 20)[1] == pytest.approx(
+        0.161, abs=1e-3
+    )
     assert wilson_interval(20, 20)[1] == 1.0
 
 
 def test_random_agent_evaluation_is_reproducible_and_counts_every_episode():
-    first = evaluate(RandomAgent(seed=0), "BabyAI-Text-GoToRedBallNoDists-v0", episodes=12, num_envs=4)
-    second = evaluate(RandomAgent(seed=0), "BabyAI-Text-GoToRedBallNoDists-v0", episodes=12, num_envs=4)
+    first = evaluate(
+        RandomAgent(seed=0), "BabyAI-Text-GoToRedBallNoDists-v0", episodes=12, num_envs=4
+    )
+    second = evaluate(
+        RandomAgent(seed=0), "BabyAI-Text-GoToRedBallNoDists-v0", episodes=12, num_envs=4
+    )
     assert first == second
     assert first.episodes == 12
     assert 0 <= first.successes <= 12 and 0 < first.mean_length <= 64
@@ -29,4 +34,6 @@ def test_evaluate_rejects_zero_episodes():
 
 
 def test_summary_mentions_the_interval():
-    assert "95% CI" in EvalResult(episodes=10, successes=5, mean_return=0.3, mean_length=20).summary()
+    assert (
+        "95% CI" in EvalResult(episodes=10, successes=5, mean_return=0.3, mean_length=20).summary()
+    )

@@ -1,5 +1,4 @@
 import torch
-
 from ppo_grounding.gae import compute_gae
 
 REWARDS = torch.tensor([[1.0], [0.0], [2.0]])
@@ -16,7 +15,9 @@ def at(t):
 
 
 def gae(terminated=NO, truncated=NO, truncated_values=None):
-    return compute_gae(REWARDS, VALUES, NEXT_VALUE, terminated, truncated, GAMMA, LAMBDA, truncated_values)
+    return compute_gae(
+        REWARDS, VALUES, NEXT_VALUE, terminated, truncated, GAMMA, LAMBDA, truncated_values
+    )
 
 
 def test_no_episode_end_bootstraps_from_next_value():
@@ -55,7 +56,15 @@ def test_envs_are_independent_columns():
     rewards = torch.cat([REWARDS, REWARDS], 1)
     values = torch.cat([VALUES, VALUES], 1)
     terminated = torch.cat([at(1), NO], 1)
-    advantages, _ = compute_gae(rewards, values, NEXT_VALUE.repeat(2), terminated, torch.zeros_like(terminated), GAMMA, LAMBDA)
+    advantages, _ = compute_gae(
+        rewards,
+        values,
+        NEXT_VALUE.repeat(2),
+        terminated,
+        torch.zeros_like(terminated),
+        GAMMA,
+        LAMBDA,
+    )
     torch.testing.assert_close(advantages[:, :1], gae(terminated=at(1))[0])
     torch.testing.assert_close(advantages[:, 1:], gae()[0])
 

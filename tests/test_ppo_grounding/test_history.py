@@ -40,10 +40,23 @@ def test_start_clears_the_previous_episode():
 def test_french_prompts_follow_the_language():
     history = EpisodeHistory(num_envs=1, num_observations=1, template="fr")
     history.start(0, "va à la balle rouge", ["Tu vois un mur à 2 pas devant"])
-    prompt = history.prompt(0, ["tourner à gauche", "tourner à droite", "aller tout droit", "attraper", "lâcher", "basculer"])
+    prompt = history.prompt(
+        0,
+        [
+            "tourner à gauche",
+            "tourner à droite",
+            "aller tout droit",
+            "attraper",
+            "lâcher",
+            "basculer",
+        ],
+    )
     assert prompt.splitlines()[1] == "But de l'agent: va à la balle rouge"
 
 
 def test_sentences_of_splits_the_env_text():
-    assert sentences_of("You see a wall 1 step left\nYou carry a red key\n") == ["You see a wall 1 step left", "You carry a red key"]
+    assert sentences_of("You see a wall 1 step left\nYou carry a red key\n") == [
+        "You see a wall 1 step left",
+        "You carry a red key",
+    ]
     assert sentences_of("") == []

@@ -1,11 +1,18 @@
 import math
 
 import torch
-
 from ppo_grounding.losses import explained_variance, ppo_loss
 
 
-def loss_for(ratios, advantages, *, new_values=(0.0, 0.0), old_values=(0.0, 0.0), returns=(0.0, 0.0), clip_vloss=True):
+def loss_for(
+    ratios,
+    advantages,
+    *,
+    new_values=(0.0, 0.0),
+    old_values=(0.0, 0.0),
+    returns=(0.0, 0.0),
+    clip_vloss=True,
+):
     ratios = torch.tensor(ratios)
     return ppo_loss(
         new_logprob=ratios.log(),
@@ -42,15 +49,26 @@ def test_ratio_inside_the_clip_range_is_not_clipped():
 
 
 def test_value_loss_is_clipped_around_the_rollout_value():
-    out = loss_for([1.0, 1.0], [0.0, 0.0], new_values=(1.0, 2.0), old_values=(0.0, 2.0), returns=(2.0, 2.0))
+    out = loss_for(
+        [1.0, 1.0], [0.0, 0.0], new_values=(1.0, 2.0), old_values=(0.0, 2.0), returns=(2.0, 2.0)
+    )
     # first: unclipped (1-2)^2 = 1, clipped (0.2-2)^2 = 3.24 -> max 3.24; second: 0.
     assert math.isclose(out.value_loss.item(), 0.5 * (3.24 + 0.0) / 2, rel_tol=1e-6)
-    plain = loss_for([1.0, 1.0], [0.0, 0.0], new_values=(1.0, 2.0), old_values=(0.0, 2.0), returns=(2.0, 2.0), clip_vloss=False)
+    plain = loss_for(
+        [1.0, 1.0],
+        [0.0, 0.0],
+        new_values=(1.0, 2.0),
+        old_values=(0.0, 2.0),
+        returns=(2.0, 2.0),
+        clip_vloss=False,
+    )
     assert math.isclose(plain.value_loss.item(), 0.5 * 1.0 / 2, rel_tol=1e-6)
 
 
 def test_total_loss_combines_the_terms_and_kl_is_zero_at_ratio_one():
-    out = loss_for([1.0, 1.0], [1.0, -1.0], new_values=(1.0, 1.0), returns=(0.0, 0.0), clip_vloss=False)
+    out = loss_for(
+        [1.0, 1.0], [1.0, -1.0], new_values=(1.0, 1.0), returns=(0.0, 0.0), clip_vloss=False
+    )
     expected = out.policy_loss + 0.5 * out.value_loss - 0.01 * 2.0
     assert math.isclose(out.loss.item(), expected.item(), rel_tol=1e-6)
     assert out.approx_kl.item() == 0.0 and out.old_approx_kl.item() == 0.0
@@ -64,8 +82,20 @@ def test_approx_kl_is_the_k3_estimator():
 
 def test_advantage_normalisation_and_gradient_flow():
     logp = torch.zeros(4, requires_grad=True)
-    out = ppo_loss(logp, torch.zeros(4), torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.zeros(4), torch.zeros(4), torch.zeros(4), torch.zeros(4),
-                   clip_coef=0.2, clip_vloss=True, vf_coef=0.5, ent_coef=0.0, norm_adv=True)
+    out = ppo_loss(
+        logp,
+        torch.zeros(4),
+        torch.tensor([1.0, 2.0, 3.0, 4.0]),
+        torch.zeros(4),
+        torch.zeros(4),
+        torch.zeros(4),
+        torch.zeros(4),
+        clip_coef=0.2,
+        clip_vloss=True,
+        vf_coef=0.5,
+        ent_coef=0.0,
+        norm_adv=True,
+    )
     out.loss.backward()
     # Normalised advantages sum to zero, so d(loss)/d(logp) = -A_norm / 4 sums to zero too.
     assert abs(logp.grad.sum().item()) < 1e-6

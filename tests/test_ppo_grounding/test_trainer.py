@@ -2,7 +2,6 @@ import json
 
 import pytest
 import torch
-
 from ppo_grounding import PPOTrainer
 from ppo_grounding.checkpoint import latest_checkpoint
 from ppo_grounding.metrics import read_metrics
@@ -10,9 +9,19 @@ from ppo_grounding.metrics import read_metrics
 from .helpers import tiny_config
 
 FIXED_METRICS = {
-    "charts/frames", "charts/episodes", "charts/success_rate", "charts/SPS", "charts/learning_rate",
-    "losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/approx_kl",
-    "losses/old_approx_kl", "losses/clipfrac", "losses/explained_variance", "losses/grad_norm",
+    "charts/frames",
+    "charts/episodes",
+    "charts/success_rate",
+    "charts/SPS",
+    "charts/learning_rate",
+    "losses/policy_loss",
+    "losses/value_loss",
+    "losses/entropy",
+    "losses/approx_kl",
+    "losses/old_approx_kl",
+    "losses/clipfrac",
+    "losses/explained_variance",
+    "losses/grad_norm",
     "time/elapsed_s",
 }
 
@@ -24,7 +33,10 @@ def test_two_update_smoke_run_logs_metrics_and_checkpoints(tmp_path):
     rows = read_metrics(tmp_path / "run")
     assert [r["update"] for r in rows] == [1, 2]
     assert FIXED_METRICS <= set(rows[0])
-    assert sum(rows[-1][f"charts/action_frac/{name}"] for name in ("turn left", "turn right", "go forward", "pick up", "drop", "toggle")) == pytest.approx(1.0)
+    assert sum(
+        rows[-1][f"charts/action_frac/{name}"]
+        for name in ("turn left", "turn right", "go forward", "pick up", "drop", "toggle")
+    ) == pytest.approx(1.0)
     assert latest_checkpoint(tmp_path / "run").name == "update_000002"
     assert (tmp_path / "run" / "checkpoints" / "update_000001" / "policy").is_dir()
 
@@ -33,12 +45,15 @@ def test_training_changes_the_policy_and_same_seed_gives_same_run(tmp_path):
     first = PPOTrainer(tiny_config(tmp_path / "a", total_frames=16))
     before = [p.detach().clone() for p in first.policy.trainable_parameters()]
     first.train()
-    assert any(not torch.equal(b, p) for b, p in zip(before, first.policy.trainable_parameters()))
+    assert any(not torch.equal(b, p) for b, p in zip(before, first.policy.trainable_parameters(), strict=False))
     second = PPOTrainer(tiny_config(tmp_path / "b", total_frames=16))
     second.train()
-    for a, b in zip(first.policy.trainable_parameters(), second.policy.trainable_parameters()):
+    for a, b in zip(first.policy.trainable_parameters(), second.policy.trainable_parameters(), strict=False):
         torch.testing.assert_close(a, b)
-    assert read_metrics(tmp_path / "a")[0]["losses/policy_loss"] == read_metrics(tmp_path / "b")[0]["losses/policy_loss"]
+    assert (
+        read_metrics(tmp_path / "a")[0]["losses/policy_loss"]
+        == read_metrics(tmp_path / "b")[0]["losses/policy_loss"]
+    )
 
 
 def test_resume_continues_from_the_latest_checkpoint(tmp_path):
@@ -86,14 +101,20 @@ def test_gradient_clipping_is_really_applied(tmp_path):
     original_step = trainer.optimizer.step
 
     def recording_step(*args, **kwargs):
-        norms_at_step.append(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None])).item())
+        norms_at_step.append(
+            torch.linalg.vector_norm(
+                torch.stack([p.grad.norm() for p in params if p.grad is not None])
+            ).item()
+        )
         return original_step(*args, **kwargs)
 
     trainer.optimizer.step = recording_step
     rollout, _ = trainer.collect_rollout()
     metrics = trainer.update(rollout)
     assert norms_at_step and max(norms_at_step) <= 1e-4 * 1.001
-    assert metrics["losses/grad_norm"] > 1e-4, "the pre-clip norm is logged, and was above the limit"
+    assert metrics["losses/grad_norm"] > 1e-4, (
+        "the pre-clip norm is logged, and was above the limit"
+    )
 
 
 def test_episode_end_clears_the_prompt_history(tmp_path):
@@ -118,7 +139,9 @@ def test_invalid_config_is_rejected_with_a_fix(tmp_path):
 
 
 def test_target_kl_stops_the_epochs_early_and_lr_anneals(tmp_path):
-    config = tiny_config(tmp_path / "run", total_frames=32, target_kl=1e-12, anneal_lr=True, update_epochs=3)
+    config = tiny_config(
+        tmp_path / "run", total_frames=32, target_kl=1e-12, anneal_lr=True, update_epochs=3
+    )
     trainer = PPOTrainer(config)
     trainer.train()
     rows = read_metrics(tmp_path / "run")
@@ -135,4 +158,6 @@ def test_async_vector_envs_train_like_sync_ones(tmp_path):
     assert state.frames == 16
     sync = tiny_config(tmp_path / "sync", total_frames=16)
     PPOTrainer(sync).train()
-    assert read_metrics(tmp_path / "run")[0]["losses/policy_loss"] == pytest.approx(read_metrics(tmp_path / "sync")[0]["losses/policy_loss"])
+    assert read_metrics(tmp_path / "run")[0]["losses/policy_loss"] == pytest.approx(
+        read_metrics(tmp_path / "sync")[0]["losses/policy_loss"]
+    )

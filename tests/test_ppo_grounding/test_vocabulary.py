@@ -1,11 +1,10 @@
 """The offline models' word-level tokenizer knows every word the BabyAI-Text envs can emit."""
 
+import babyai_text
 import gymnasium as gym
 import pytest
-from transformers import AutoTokenizer
-
-import babyai_text
 from llm_policy import offline_model_path
+from transformers import AutoTokenizer
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +18,9 @@ def unknown_words(tokenizer, texts):
     backend = tokenizer.backend_tokenizer
     unknown = set()
     for text in texts:
-        for word, _ in backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(text)):
+        for word, _ in backend.pre_tokenizer.pre_tokenize_str(
+            backend.normalizer.normalize_str(text)
+        ):
             if tokenizer.convert_tokens_to_ids(word) == tokenizer.unk_token_id:
                 unknown.add(word)
     return unknown
@@ -28,7 +29,11 @@ def unknown_words(tokenizer, texts):
 @pytest.mark.parametrize("language", ["en", "fr"])
 def test_missions_and_descriptions_have_no_unknown_words(tokenizer, language):
     texts = []
-    for env_id in ("BabyAI-Text-MixedTrainLocal-v0", "BabyAI-Text-MixedTestLocal-v0", "BabyAI-Text-PickUpSeqPickUpLocal-v0"):
+    for env_id in (
+        "BabyAI-Text-MixedTrainLocal-v0",
+        "BabyAI-Text-MixedTestLocal-v0",
+        "BabyAI-Text-PickUpSeqPickUpLocal-v0",
+    ):
         env = gym.make(env_id, language=language)
         for seed in range(40):
             obs, _ = env.reset(seed=seed)

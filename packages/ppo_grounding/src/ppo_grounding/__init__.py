@@ -5,8 +5,23 @@ then rollout (buffer.py) -> advantages (gae.py) -> PPO loss (losses.py) -> optim
 checkpoint (checkpoint.py), driven by PPOTrainer (trainer.py) from a TrainConfig (config.py).
 """
 
-from .config import PRESETS, EnvConfig, PPOConfig, RunConfig, TrainConfig, offline_preset, paper_preset
-from .evaluate import EVAL_SEED_OFFSET, EvalResult, PolicyAgent, RandomAgent, evaluate, wilson_interval
+from .config import (
+    PRESETS,
+    EnvConfig,
+    PPOConfig,
+    RunConfig,
+    TrainConfig,
+    offline_preset,
+    paper_preset,
+)
+from .evaluate import (
+    EVAL_SEED_OFFSET,
+    EvalResult,
+    PolicyAgent,
+    RandomAgent,
+    evaluate,
+    wilson_interval,
+)
 from .gae import compute_gae
 from .losses import PPOLoss, explained_variance, ppo_loss
 from .trainer import PPOTrainer

@@ -40,7 +40,9 @@ class Batch:
     returns: torch.Tensor
 
     @classmethod
-    def from_rollout(cls, rollout: Rollout, advantages: torch.Tensor, returns: torch.Tensor) -> Batch:
+    def from_rollout(
+        cls, rollout: Rollout, advantages: torch.Tensor, returns: torch.Tensor
+    ) -> Batch:
         return cls(
             prompts=[p for step in rollout.prompts for p in step],
             actions=rollout.actions.reshape(-1),

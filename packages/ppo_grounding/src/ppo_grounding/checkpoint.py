@@ -135,7 +135,9 @@ def load_training_state(
     before the optimiser is built over its parameters.
     """
     meta = json.loads((path / "optimizer.json").read_text())
-    optimizer.load_state_dict(_optimizer_from_files(load_file(str(path / "optimizer.safetensors")), meta))
+    optimizer.load_state_dict(
+        _optimizer_from_files(load_file(str(path / "optimizer.safetensors")), meta)
+    )
     rng = load_file(str(path / "rng.safetensors"))
     torch.set_rng_state(rng["torch"])
     shuffle_generator.set_state(rng["shuffle"])

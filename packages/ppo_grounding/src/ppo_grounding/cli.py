@@ -1,8 +1,8 @@
 """The `ppo-grounding` command: train, evaluate, plot.
 
-    ppo-grounding train [--preset offline|paper] [--ppo.learning-rate 1e-4 ...]
-    ppo-grounding evaluate --checkpoint runs/quickstart/checkpoints/update_000060 --episodes 200
-    ppo-grounding plot runs/quickstart-* --out curves.png
+ppo-grounding train [--preset offline|paper] [--ppo.learning-rate 1e-4 ...]
+ppo-grounding evaluate --checkpoint runs/quickstart/checkpoints/update_000060 --episodes 200
+ppo-grounding plot runs/quickstart-* --out curves.png
 """
 
 from __future__ import annotations
@@ -51,8 +51,13 @@ def train(argv: list[str]) -> None:
             raise SystemExit(f"--preset needs one of {sorted(PRESETS)}")
         preset = argv[i + 1]
         argv = argv[:i] + argv[i + 2 :]
-    config = tyro.cli(TrainConfig, default=PRESETS[preset](), args=argv, prog="ppo-grounding train",
-                      description=f"Train with PPO (preset: {preset}; --preset offline|paper picks the defaults).")
+    config = tyro.cli(
+        TrainConfig,
+        default=PRESETS[preset](),
+        args=argv,
+        prog="ppo-grounding train",
+        description=f"Train with PPO (preset: {preset}; --preset offline|paper picks the defaults).",
+    )
     try:
         config.validate()
     except ValueError as error:
@@ -62,21 +67,30 @@ def train(argv: list[str]) -> None:
 
     trainer = PPOTrainer(config)
     state = trainer.train()
-    print(f"trained {state.update} updates, {state.frames} frames in {state.elapsed_s / 60:.1f} min; "
-          f"checkpoints in {Path(config.run.output_dir) / 'checkpoints'}")
+    print(
+        f"trained {state.update} updates, {state.frames} frames in {state.elapsed_s / 60:.1f} min; "
+        f"checkpoints in {Path(config.run.output_dir) / 'checkpoints'}"
+    )
 
 
 def evaluate(argv: list[str]) -> None:
     args = tyro.cli(EvaluateArgs, args=argv, prog="ppo-grounding evaluate")
+    from .checkpoint import load_policy_for_eval
     from .evaluate import PolicyAgent, RandomAgent
     from .evaluate import evaluate as run_evaluation
-    from .checkpoint import load_policy_for_eval
 
     policy, run_config = load_policy_for_eval(args.checkpoint)
     env_id = args.env_id or run_config.env.env_id
-    common = dict(episodes=args.episodes, seed_offset=args.seed_offset, num_envs=args.num_envs,
-                  num_observations=run_config.env.num_observations, language=run_config.env.language)
-    result = run_evaluation(PolicyAgent(policy, greedy=args.greedy), env_id, progress=True, **common)
+    common = dict(
+        episodes=args.episodes,
+        seed_offset=args.seed_offset,
+        num_envs=args.num_envs,
+        num_observations=run_config.env.num_observations,
+        language=run_config.env.language,
+    )
+    result = run_evaluation(
+        PolicyAgent(policy, greedy=args.greedy), env_id, progress=True, **common
+    )
     print(f"{env_id}\n  policy: {result.summary()}")
     if args.baseline:
         random_result = run_evaluation(RandomAgent(seed=args.seed_offset), env_id, **common)
@@ -86,7 +100,9 @@ def evaluate(argv: list[str]) -> None:
 def plot(argv: list[str]) -> None:
     args = tyro.cli(PlotArgs, args=argv, prog="ppo-grounding plot")
     if not args.runs:
-        raise SystemExit("ppo-grounding plot: name at least one run directory, e.g. ppo-grounding plot runs/quickstart-*")
+        raise SystemExit(
+            "ppo-grounding plot: name at least one run directory, e.g. ppo-grounding plot runs/quickstart-*"
+        )
     from .plot import plot_runs
 
     print(f"wrote {plot_runs(args.runs, args.out)}")

@@ -137,7 +137,9 @@ class TrainConfig:
                 "is dropped."
             )
         if not 0.0 < p.gamma <= 1.0 or not 0.0 <= p.gae_lambda <= 1.0:
-            errors.append(f"ppo.gamma={p.gamma}, ppo.gae_lambda={p.gae_lambda}: need 0 < gamma <= 1 and 0 <= lambda <= 1.")
+            errors.append(
+                f"ppo.gamma={p.gamma}, ppo.gae_lambda={p.gae_lambda}: need 0 < gamma <= 1 and 0 <= lambda <= 1."
+            )
         if p.learning_rate <= 0:
             errors.append(f"ppo.learning_rate={p.learning_rate}: must be positive.")
         if p.clip_coef <= 0:

@@ -11,11 +11,10 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import babyai_text  # noqa: F401  (registers the BabyAI-Text-* IDs)
 import gymnasium as gym
 import numpy as np
 import torch
-
-import babyai_text  # noqa: F401  (registers the BabyAI-Text-* IDs)
 
 from .history import EpisodeHistory, sentences_of
 
@@ -79,7 +78,9 @@ class RandomAgent:
 
     def __init__(self, seed: int = 0, weights: Sequence[float] | None = None):
         self.rng = np.random.default_rng(seed)
-        self.weights = None if weights is None else np.asarray(weights, dtype=float) / np.sum(weights)
+        self.weights = (
+            None if weights is None else np.asarray(weights, dtype=float) / np.sum(weights)
+        )
 
     def __call__(self, prompts: list[str], action_names: Sequence[str]) -> np.ndarray:
         return self.rng.choice(len(action_names), size=len(prompts), p=self.weights)
@@ -127,7 +128,7 @@ def evaluate(
     while any(active):
         live = [i for i in range(num_envs) if active[i]]
         actions = agent([history.prompt(i, action_names) for i in live], action_names)
-        for i, action in zip(live, actions):
+        for i, action in zip(live, actions, strict=False):
             obs, reward, terminated, truncated, _ = envs[i].step(int(action))
             returns[i] += float(reward)
             lengths[i] += 1

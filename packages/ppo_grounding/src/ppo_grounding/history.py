@@ -51,14 +51,24 @@ class EpisodeHistory:
         """One prompt per env, in env order."""
         return [self.prompt(env, action_names) for env in range(len(self.missions))]
 
-    def final_prompt(self, env: int, action_name: str, sentences: Sequence[str], action_names: Sequence[str]) -> str:
+    def final_prompt(
+        self, env: int, action_name: str, sentences: Sequence[str], action_names: Sequence[str]
+    ) -> str:
         """The prompt env would see after action_name led to sentences, without recording it
         (used to value the last observation of a truncated episode)."""
         observations = [*self.observations[env], list(sentences)][-self.num_observations :]
-        actions = [*self.actions[env], action_name][-(self.num_observations - 1) :] if self.num_observations > 1 else []
+        actions = (
+            [*self.actions[env], action_name][-(self.num_observations - 1) :]
+            if self.num_observations > 1
+            else []
+        )
         return build_prompt(
-            self.missions[env], observations, actions, action_names,
-            num_observations=self.num_observations, template=self.template,
+            self.missions[env],
+            observations,
+            actions,
+            action_names,
+            num_observations=self.num_observations,
+            template=self.template,
         )
 
 

@@ -35,12 +35,22 @@ METRICS_FILE = "metrics.jsonl"
 class MetricsLogger:
     """Appends one row per update to <output_dir>/metrics.jsonl, and to TensorBoard if asked."""
 
-    def __init__(self, output_dir: str | os.PathLike, *, tensorboard: bool = True, keep_until_update: int | None = None):
+    def __init__(
+        self,
+        output_dir: str | os.PathLike,
+        *,
+        tensorboard: bool = True,
+        keep_until_update: int | None = None,
+    ):
         self.path = Path(output_dir) / METRICS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if keep_until_update is not None:
             # A resumed run drops the rows logged after its checkpoint: they are about to be redone.
-            rows = [r for r in read_metrics(self.path) if r["update"] <= keep_until_update] if self.path.exists() else []
+            rows = (
+                [r for r in read_metrics(self.path) if r["update"] <= keep_until_update]
+                if self.path.exists()
+                else []
+            )
             tmp = self.path.with_suffix(".jsonl.tmp")
             tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
             os.replace(tmp, self.path)
@@ -73,7 +83,9 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
     if path.is_dir():
         path = path / METRICS_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: pass a run directory written by `ppo-grounding train`.")
+        raise FileNotFoundError(
+            f"{path} does not exist: pass a run directory written by `ppo-grounding train`."
+        )
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 

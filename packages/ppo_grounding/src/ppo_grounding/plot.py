@@ -9,7 +9,12 @@ from pathlib import Path
 from .metrics import read_metrics
 
 
-def plot_runs(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, *, baselines: dict[str, float] | None = None) -> Path:
+def plot_runs(
+    run_dirs: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    baselines: dict[str, float] | None = None,
+) -> Path:
     """Write success rate vs frames and vs minutes (and return, KL, entropy) for each run to `out`.
 
     baselines: optional horizontal lines, e.g. {"random agent": 0.26}.
@@ -23,7 +28,9 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, *, 
     for run_dir in run_dirs:
         rows = read_metrics(run_dir)
         if not rows:
-            raise ValueError(f"{run_dir}: metrics.jsonl has no rows yet; train for at least one update.")
+            raise ValueError(
+                f"{run_dir}: metrics.jsonl has no rows yet; train for at least one update."
+            )
         label = Path(run_dir).name
         frames = [r["charts/frames"] for r in rows]
         minutes = [r["time/elapsed_s"] / 60 for r in rows]
@@ -35,7 +42,14 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, *, 
     for name, value in (baselines or {}).items():
         for ax in axes[0]:
             ax.axhline(value, linestyle="--", color="grey", linewidth=1)
-            ax.annotate(name, (0.01, value), xycoords=("axes fraction", "data"), fontsize=8, color="grey", va="bottom")
+            ax.annotate(
+                name,
+                (0.01, value),
+                xycoords=("axes fraction", "data"),
+                fontsize=8,
+                color="grey",
+                va="bottom",
+            )
     axes[0, 0].set(xlabel="frames", ylabel="success rate (last 100 episodes)", ylim=(-0.02, 1.02))
     axes[0, 1].set(xlabel="minutes", ylabel="success rate (last 100 episodes)", ylim=(-0.02, 1.02))
     axes[1, 0].set(xlabel="frames", ylabel="policy entropy")

@@ -13,11 +13,10 @@ import time
 from collections import deque
 from pathlib import Path
 
+import babyai_text  # noqa: F401  (registers the BabyAI-Text-* IDs)
 import gymnasium as gym
 import numpy as np
 import torch
-
-import babyai_text  # noqa: F401  (registers the BabyAI-Text-* IDs)
 from llm_policy import LLMPolicy
 
 from .buffer import Batch, Rollout
@@ -98,7 +97,9 @@ class PPOTrainer:
 
         self.envs = make_envs(config)
         self.action_names = list(self.envs.get_attr("action_names")[0])
-        self.history = EpisodeHistory(config.env.num_envs, config.env.num_observations, config.env.language)
+        self.history = EpisodeHistory(
+            config.env.num_envs, config.env.num_observations, config.env.language
+        )
         # A resumed run cannot restore the envs' internal state: they restart from a seed
         # derived from the checkpoint, so it continues the run, not bit for bit.
         obs, _ = self.envs.reset(seed=config.run.seed + config.env.num_envs * self.state.update)
@@ -120,7 +121,9 @@ class PPOTrainer:
         p = self.config.ppo
         params = self.policy.trainable_parameters()
         if p.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=p.learning_rate, eps=p.adam_eps, weight_decay=p.weight_decay)
+            return torch.optim.AdamW(
+                params, lr=p.learning_rate, eps=p.adam_eps, weight_decay=p.weight_decay
+            )
         return torch.optim.Adam(params, lr=p.learning_rate, eps=p.adam_eps)
 
     # ----------------------------------------------------------------------------------- rollout
@@ -168,16 +171,20 @@ class PPOTrainer:
                     self.history.record(i, name, sentences_of(obs["text"][i]))
             if final_prompts:
                 envs_truncated = list(final_prompts)
-                values = self.policy(list(final_prompts.values()), [self.action_names] * len(envs_truncated)).values
+                values = self.policy(
+                    list(final_prompts.values()), [self.action_names] * len(envs_truncated)
+                ).values
                 rollout.truncated_values[t, envs_truncated] = values.float()
 
-        rollout.next_value = self.policy(self.history.prompts(self.action_names), candidates).values.float()
+        rollout.next_value = self.policy(
+            self.history.prompts(self.action_names), candidates
+        ).values.float()
         stats = {"charts/episodes_finished": len(finished_returns)}
         if finished_returns:
             stats["charts/episodic_return"] = float(np.mean(finished_returns))
             stats["charts/episode_length"] = float(np.mean(finished_lengths))
         counts = torch.bincount(rollout.actions.reshape(-1), minlength=len(self.action_names))
-        for name, count in zip(self.action_names, counts.tolist()):
+        for name, count in zip(self.action_names, counts.tolist(), strict=False):
             stats[f"charts/action_frac/{name}"] = count / rollout.actions.numel()
         return rollout, stats
 
@@ -265,7 +272,13 @@ class PPOTrainer:
 
             # With a time budget the frame total is not what ends the run: count frames only.
             total = None if cfg.run.max_minutes is not None else cfg.num_updates * cfg.batch_size
-            bar = tqdm(total=total, initial=self.state.frames, unit="frame", desc="train", dynamic_ncols=True)
+            bar = tqdm(
+                total=total,
+                initial=self.state.frames,
+                unit="frame",
+                desc="train",
+                dynamic_ncols=True,
+            )
         try:
             while self.state.frames < cfg.ppo.total_frames and not self._out_of_time():
                 start = time.perf_counter()
@@ -294,7 +307,11 @@ class PPOTrainer:
                 self.logger.log(self.state.update, metrics)
                 if bar is not None:
                     bar.update(cfg.batch_size)
-                    bar.set_postfix(fps=f"{cfg.batch_size / elapsed:.0f}", success=f"{success:.2f}", kl=f"{metrics['losses/approx_kl']:.3f}")
+                    bar.set_postfix(
+                        fps=f"{cfg.batch_size / elapsed:.0f}",
+                        success=f"{success:.2f}",
+                        kl=f"{metrics['losses/approx_kl']:.3f}",
+                    )
                 every = cfg.run.checkpoint_every
                 if every and self.state.update % every == 0:
                     self.save()
