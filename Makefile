@@ -6,7 +6,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # torch is pinned here, not in package metadata: 2.13.0 is the CPU wheel this machine serves.
 TORCH  ?= torch==2.13.0
-PACKAGES := packages/babyai_text packages/llm_policy packages/ppo_grounding
+# ppo-grounding with its [plot] extra (matplotlib, for the learning-curve PNG).
+PACKAGES := packages/babyai_text packages/llm_policy "packages/ppo_grounding[plot]"
 
 .PHONY: setup quickstart test lint clean
 setup: $(VENV)/.installed
@@ -15,7 +16,7 @@ $(VENV)/.installed: Makefile requirements-dev.txt $(wildcard packages/*/pyprojec
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet $(foreach p,$(PACKAGES),-e $(p)) "$(word 3,$(PACKAGES))[plot]" -r requirements-dev.txt
+	$(PY) -m pip install --quiet $(foreach p,$(PACKAGES),-e $(p)) -r requirements-dev.txt
 	touch $@
 
 quickstart: setup
