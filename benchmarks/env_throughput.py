@@ -160,12 +160,8 @@ def main() -> None:
     raw_sps, text_sps = max(raw), max(text)
     cost = raw_sps / text_sps - 1
     print(f"\n1. env steps/s, {args.steps} random-action steps x {args.rounds} rounds (best round)")
-    print(
-        f"   {raw_id:28s} {raw_sps:9.0f} steps/s   (rounds: {_rounds(raw)})"
-    )
-    print(
-        f"   {text_id:28s} {text_sps:9.0f} steps/s   (rounds: {_rounds(text)})"
-    )
+    print(f"   {raw_id:28s} {raw_sps:9.0f} steps/s   (rounds: {_rounds(raw)})")
+    print(f"   {text_id:28s} {text_sps:9.0f} steps/s   (rounds: {_rounds(text)})")
     print(
         f"   text cost: {cost * 100:+.1f}% time per step (ratio raw/text {raw_sps / text_sps:.3f});"
         f" goal <= +10%: {'met' if cost <= 0.10 else 'NOT met'}"
