@@ -36,6 +36,8 @@ class Args:
     """Observations in the prompt (default: the offline preset's)."""
     learning_rate: float | None = None
     """Learning rate (default: the offline preset's)."""
+    gae_lambda: float | None = None
+    """GAE lambda (default: the offline preset's)."""
     model: str | None = None
     """Model (default: the offline preset's)."""
     normalization: str | None = None
@@ -55,6 +57,8 @@ def main(args: Args) -> None:
         config.env.num_observations = args.num_observations
     if args.learning_rate is not None:
         config.ppo.learning_rate = args.learning_rate
+    if args.gae_lambda is not None:
+        config.ppo.gae_lambda = args.gae_lambda
     if args.model is not None:
         config.policy.model = args.model
     if args.normalization is not None:
