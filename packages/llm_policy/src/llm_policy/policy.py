@@ -451,14 +451,7 @@ class LLMPolicy(nn.Module):
         from safetensors.torch import load_file
 
         weights = load_file(str(adapter_dir / "adapter_model.safetensors"), device=str(self.device))
-        expected = get_peft_model_state_dict(self.model)
-        missing = sorted(set(expected) - set(weights))
-        unexpected = sorted(set(weights) - set(expected))
-        wrong = sorted(
-            f"{k}: checkpoint {tuple(weights[k].shape)} vs model {tuple(expected[k].shape)}"
-            for k in set(expected) & set(weights)
-            if weights[k].shape != expected[k].shape
-        )
+        missing, unexpected, wrong = _state_mismatch(get_peft_model_state_dict(self.model), weights)
         if missing or unexpected or wrong:
             raise ValueError(
                 f"adapter in {adapter_dir} does not match this policy's LoRA layout "
@@ -472,14 +465,7 @@ class LLMPolicy(nn.Module):
         from safetensors.torch import load_file
 
         weights = load_file(str(file), device=str(self.device))
-        expected = self._heads_state()
-        missing = sorted(set(expected) - set(weights))
-        unexpected = sorted(set(weights) - set(expected))
-        wrong = sorted(
-            f"{k}: checkpoint {tuple(weights[k].shape)} vs policy {tuple(expected[k].shape)}"
-            for k in set(expected) & set(weights)
-            if weights[k].shape != expected[k].shape
-        )
+        missing, unexpected, wrong = _state_mismatch(self._heads_state(), weights)
         if missing or unexpected or wrong:
             raise ValueError(
                 f"{file} does not match the policy's heads (head / num_actions / "
@@ -497,3 +483,15 @@ class LLMPolicy(nn.Module):
                     if k.startswith("action_head.")
                 }
             )
+
+
+def _state_mismatch(expected: dict, found: dict) -> tuple[list[str], list[str], list[str]]:
+    """Keys missing from `found`, keys it has in excess, and keys whose shapes differ."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = sorted(
+        f"{k}: checkpoint {tuple(found[k].shape)} vs policy {tuple(expected[k].shape)}"
+        for k in set(expected) & set(found)
+        if found[k].shape != expected[k].shape
+    )
+    return missing, unexpected, wrong
