@@ -41,10 +41,13 @@ class PaperEraPolicy(nn.Module):
     def save_pretrained(self, path):
         return self.policy.save_pretrained(path)
 
+    def value(self, prompts: list[str]) -> torch.Tensor:
+        return torch.cat([self.policy.value([prompt]) for prompt in prompts])
+
     def forward(self, prompts: list[str], candidates: list[list[str]]) -> PolicyOutput:
         scorer = self.policy.scorer
         normalization = self.policy.config.normalization
-        rows, values = [], []
+        rows = []
         for prompt, actions in zip(prompts, candidates, strict=False):
             chunks = [
                 padded_batch_scores(
@@ -53,8 +56,7 @@ class PaperEraPolicy(nn.Module):
                 for i in range(0, len(actions), self.candidates_per_batch)
             ]
             rows.append(torch.cat(chunks, dim=1))  # (1, A)
-            values.append(self.policy.value([prompt]))  # (1,)
-        return PolicyOutput(logits=torch.cat(rows), values=torch.cat(values))
+        return PolicyOutput(logits=torch.cat(rows), values=self.value(prompts))
 
 
 @dataclass

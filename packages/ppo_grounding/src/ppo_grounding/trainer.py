@@ -171,14 +171,10 @@ class PPOTrainer:
                     self.history.record(i, name, sentences_of(obs["text"][i]))
             if final_prompts:
                 envs_truncated = list(final_prompts)
-                values = self.policy(
-                    list(final_prompts.values()), [self.action_names] * len(envs_truncated)
-                ).values
+                values = self.policy.value(list(final_prompts.values()))
                 rollout.truncated_values[t, envs_truncated] = values.float()
 
-        rollout.next_value = self.policy(
-            self.history.prompts(self.action_names), candidates
-        ).values.float()
+        rollout.next_value = self.policy.value(self.history.prompts(self.action_names)).float()
         stats = {"charts/episodes_finished": len(finished_returns)}
         if finished_returns:
             stats["charts/episodic_return"] = float(np.mean(finished_returns))
