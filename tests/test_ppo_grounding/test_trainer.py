@@ -45,10 +45,15 @@ def test_training_changes_the_policy_and_same_seed_gives_same_run(tmp_path):
     first = PPOTrainer(tiny_config(tmp_path / "a", total_frames=16))
     before = [p.detach().clone() for p in first.policy.trainable_parameters()]
     first.train()
-    assert any(not torch.equal(b, p) for b, p in zip(before, first.policy.trainable_parameters(), strict=False))
+    assert any(
+        not torch.equal(b, p)
+        for b, p in zip(before, first.policy.trainable_parameters(), strict=False)
+    )
     second = PPOTrainer(tiny_config(tmp_path / "b", total_frames=16))
     second.train()
-    for a, b in zip(first.policy.trainable_parameters(), second.policy.trainable_parameters(), strict=False):
+    for a, b in zip(
+        first.policy.trainable_parameters(), second.policy.trainable_parameters(), strict=False
+    ):
         torch.testing.assert_close(a, b)
     assert (
         read_metrics(tmp_path / "a")[0]["losses/policy_loss"]
@@ -161,3 +166,11 @@ def test_async_vector_envs_train_like_sync_ones(tmp_path):
     assert read_metrics(tmp_path / "run")[0]["losses/policy_loss"] == pytest.approx(
         read_metrics(tmp_path / "sync")[0]["losses/policy_loss"]
     )
+
+
+def test_metrics_of_a_run_without_checkpoint_are_not_overwritten(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.jsonl").write_text('{"update": 1}\n')
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        PPOTrainer(tiny_config(tmp_path / "run"))
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == '{"update": 1}\n'

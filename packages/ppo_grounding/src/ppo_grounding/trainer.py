@@ -25,7 +25,7 @@ from .config import TrainConfig
 from .gae import compute_gae
 from .history import EpisodeHistory, sentences_of
 from .losses import explained_variance, ppo_loss
-from .metrics import MetricsLogger
+from .metrics import METRICS_FILE, MetricsLogger
 
 SUCCESS_WINDOW = 100
 """charts/success_rate is measured over this many most recent episodes..."""
@@ -76,10 +76,11 @@ class PPOTrainer:
         seed_everything(config.run.seed)
 
         resume_from = None
-        if not config.run.resume and (self.output_dir / "checkpoints").exists():
+        earlier_run = [self.output_dir / n for n in ("checkpoints", METRICS_FILE)]
+        if not config.run.resume and any(path.exists() for path in earlier_run):
             raise FileExistsError(
-                f"{self.output_dir} already holds a run with checkpoints: pass --run.resume to "
-                "continue it, or choose another --run.output-dir (nothing was overwritten)."
+                f"{self.output_dir} already holds a run: pass --run.resume to continue it, or "
+                "choose another --run.output-dir (nothing was overwritten)."
             )
         if config.run.resume:
             resume_from = latest_checkpoint(self.output_dir)
