@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Build one package's wheel, install it alone in a fresh venv and run a check script there.
+#   .ci/install_alone.sh PACKAGE_DIR FORBIDDEN_MODULE CHECK_SCRIPT [PIP_ARGS...]
+# FORBIDDEN_MODULE must not get installed with the package (e.g. torch for babyai-text);
+# PIP_ARGS are installed first (e.g. the torch pin for llm-policy).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+package=$1 forbidden=$2 check=$3
+shift 3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+.venv/bin/python -m build --wheel --outdir "$work/dist" "$package" >/dev/null
+python3 -m venv "$work/venv"
+if [ $# -gt 0 ]; then "$work/venv/bin/pip" install --quiet "$@"; fi
+"$work/venv/bin/pip" install --quiet "$work"/dist/*.whl
+if "$work/venv/bin/python" -c "import $forbidden" 2>/dev/null; then
+  echo "$package installed alone: $forbidden got installed with it" >&2
+  exit 1
+fi
+LLM_POLICY_CACHE="$work/cache" HF_HUB_OFFLINE=1 "$work/venv/bin/python" "$check"
