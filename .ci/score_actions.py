@@ -1,7 +1,6 @@
 """Score the actions of one prompt with llm-policy's offline model, from a venv without gymnasium."""
 
 import torch
-
 from llm_policy import ENGLISH_ACTION_NAMES, LLMPolicy, PolicyConfig, build_prompt
 
 policy = LLMPolicy(PolicyConfig(model="offline-t5"))
