@@ -2,6 +2,10 @@
 
     python benchmarks/learning.py                                                   # GoToRedBallNoDists, 3 min
     python benchmarks/learning.py --env-id BabyAI-Text-GoToLocal-v0 --minutes 30
+    python benchmarks/learning.py --env-id BabyAI-Text-GoToLocal-v0 --minutes 30 --demo-frames 10000
+
+The first two train with PPO alone from a random initialisation; --demo-frames first imitates the
+expert bot for that many steps (behaviour cloning, its time counted in the budget), then PPO.
 
 Trains with the offline preset for a wall-clock budget on this machine, then evaluates the policy,
 a uniformly random agent and a "blind walk" (random actions drawn with the trained policy's own
@@ -20,6 +24,7 @@ import tyro
 from ppo_grounding import PolicyAgent, PPOTrainer, RandomAgent, evaluate, offline_preset
 from ppo_grounding.metrics import read_metrics
 from ppo_grounding.plot import plot_runs
+from ppo_grounding.trainer import WARM_START_FILE
 
 
 @dataclass
@@ -42,6 +47,12 @@ class Args:
     """Model (default: the offline preset's)."""
     normalization: str | None = None
     """Score normalisation (default: the offline preset's)."""
+    clip_vloss: bool | None = None
+    """Clip the value loss (default: the offline preset's)."""
+    demo_frames: int = 0
+    """Expert steps for a behaviour-cloning warm start before PPO (0: PPO alone, from scratch)."""
+    warm_start_epochs: int = 4
+    """Behaviour-cloning epochs over the demonstrations (with --demo-frames)."""
     png: str | None = None
     """Where to write the curve (default: <run dir>/learning_curve.png)."""
 
@@ -63,6 +74,10 @@ def main(args: Args) -> None:
         config.policy.model = args.model
     if args.normalization is not None:
         config.policy.normalization = args.normalization
+    if args.clip_vloss is not None:
+        config.ppo.clip_vloss = args.clip_vloss
+    config.warm_start.demo_frames = args.demo_frames
+    config.warm_start.epochs = args.warm_start_epochs
     level = args.env_id.removeprefix("BabyAI-Text-").removesuffix("-v0")
     config.run.output_dir = time.strftime(f"runs/learning-{level}-%Y%m%d-%H%M%S")
 
@@ -98,6 +113,15 @@ def main(args: Args) -> None:
         f"\n{args.env_id}: {last['charts/frames']:.0f} frames in {last['time/elapsed_s'] / 60:.1f} min, "
         f"{last['charts/frames'] / last['time/elapsed_s']:.0f} frames/s"
     )
+    if trainer.state.demo_frames:
+        warm = json.loads((Path(config.run.output_dir) / WARM_START_FILE).read_text())
+        epoch = warm["epochs"][-1]
+        print(
+            f"warm start: {warm['demo_frames']} expert steps, {len(warm['epochs'])} epochs of "
+            f"behaviour cloning, imitation accuracy {epoch['warm_start/accuracy']:.3f}, "
+            f"{epoch['time/elapsed_s'] / 60:.1f} min (included in the minutes above; "
+            "the frames above are PPO's)"
+        )
     print(
         "blind walk action frequencies: "
         + ", ".join(f"{n} {f:.2f}" for n, f in zip(names, frequencies, strict=False))

@@ -2,7 +2,8 @@
 
 Data path: env -> text -> prompt (history.py) -> action scores (llm_policy) -> action -> env,
 then rollout (buffer.py) -> advantages (gae.py) -> PPO loss (losses.py) -> optimiser step ->
-checkpoint (checkpoint.py), driven by PPOTrainer (trainer.py) from a TrainConfig (config.py).
+checkpoint (checkpoint.py), driven by PPOTrainer (trainer.py) from a TrainConfig (config.py);
+optionally preceded by behaviour cloning of the expert bot (imitation.py).
 """
 
 from .config import (
@@ -11,6 +12,7 @@ from .config import (
     PPOConfig,
     RunConfig,
     TrainConfig,
+    WarmStartConfig,
     offline_preset,
     paper_preset,
 )
@@ -38,6 +40,7 @@ __all__ = [
     "RandomAgent",
     "RunConfig",
     "TrainConfig",
+    "WarmStartConfig",
     "compute_gae",
     "evaluate",
     "explained_variance",

@@ -46,7 +46,9 @@ class TrainerState:
     episodes: int = 0
     """Episodes finished."""
     elapsed_s: float = 0.0
-    """Wall-clock seconds spent training, summed over resumes."""
+    """Wall-clock seconds spent training (warm start included), summed over resumes."""
+    demo_frames: int = 0
+    """Expert steps imitated by the warm start before PPO (0: none)."""
 
 
 def checkpoint_dir(output_dir: str | os.PathLike, update: int) -> Path:

@@ -78,6 +78,18 @@ class PPOConfig:
 
 
 @dataclass
+class WarmStartConfig:
+    demo_frames: int = 0
+    """Expert (BabyAIBot) steps to imitate before PPO, summed over envs; 0: no warm start."""
+    epochs: int = 4
+    """Passes of behaviour cloning over the demonstrations."""
+    learning_rate: float = 3e-4
+    """Learning rate of behaviour cloning (Adam; its moments are not carried into PPO)."""
+    value_coef: float = 1.0
+    """Weight of the value head's regression onto the demonstrations' discounted returns."""
+
+
+@dataclass
 class RunConfig:
     seed: int = 1
     """Seeds torch, numpy, Python and the environments; the same seed gives the same run."""
@@ -105,6 +117,8 @@ class TrainConfig:
     """LLM policy settings (model, scoring, adapters, heads)."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """PPO settings."""
+    warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
+    """Optional behaviour cloning of the expert bot before PPO."""
     run: RunConfig = field(default_factory=RunConfig)
     """Run settings: seed, output, checkpoints."""
 
@@ -162,6 +176,15 @@ class TrainConfig:
                 f"policy.num_actions={self.policy.num_actions}: BabyAI-Text envs have 6 actions; "
                 "set policy.num_actions=6 for the action head."
             )
+        w = self.warm_start
+        if w.demo_frames < 0:
+            errors.append(f"warm_start.demo_frames={w.demo_frames}: use 0 (no warm start) or more.")
+        if w.demo_frames and (w.epochs < 1 or w.learning_rate <= 0 or w.value_coef < 0):
+            errors.append(
+                f"warm_start.epochs={w.epochs}, warm_start.learning_rate={w.learning_rate}, "
+                f"warm_start.value_coef={w.value_coef}: a warm start needs at least 1 epoch, a "
+                "positive learning rate and a value_coef >= 0."
+            )
         if self.run.checkpoint_every < 0:
             errors.append(f"run.checkpoint_every={self.run.checkpoint_every}: use 0 or more.")
         if errors:
@@ -190,6 +213,7 @@ class TrainConfig:
             env=build(EnvConfig, data.get("env", {})),
             policy=build(PolicyConfig, data.get("policy", {})),
             ppo=build(PPOConfig, data.get("ppo", {})),
+            warm_start=build(WarmStartConfig, data.get("warm_start", {})),
             run=build(RunConfig, data.get("run", {})),
         )
 

@@ -24,6 +24,7 @@ from .checkpoint import TrainerState, latest_checkpoint, load_training_state, sa
 from .config import TrainConfig
 from .gae import compute_gae
 from .history import EpisodeHistory, sentences_of
+from .imitation import clone_epoch, collect_demonstrations
 from .losses import explained_variance, ppo_loss
 from .metrics import METRICS_FILE, MetricsLogger
 
@@ -32,6 +33,10 @@ SUCCESS_WINDOW = 100
 SUCCESS_MIN_EPISODES = 20
 """...once at least this many have finished (before, the few short episodes that end early are
 mostly successes, and the rate would read high)."""
+DEMO_SEED_OFFSET = 500_000
+"""The warm start's demonstrations are played on seeds run.seed + 500,000 + k: apart from the
+training envs' (run.seed + small numbers) and the evaluation's (1,000,000 + k)."""
+WARM_START_FILE = "warm_start.json"
 
 # Fields that may differ between a run and its resumption; anything else must match.
 RESUMABLE_CHANGES = {
@@ -260,23 +265,91 @@ class PPOTrainer:
             return p.learning_rate
         return p.learning_rate * (1.0 - update / self.config.num_updates)
 
+    def warm_start(self) -> list[dict[str, float]]:
+        """Behaviour cloning of the expert bot before the first PPO update (imitation.py).
+
+        Its time counts in time/elapsed_s (and so in run.max_minutes); its per-epoch loss and
+        accuracy go to <output_dir>/warm_start.json, and a checkpoint of update 0 follows it.
+        """
+        cfg, w = self.config, self.config.warm_start
+        start = time.perf_counter()
+        envs = make_envs(cfg)
+        try:
+            history = EpisodeHistory(cfg.env.num_envs, cfg.env.num_observations, cfg.env.language)
+            demos = collect_demonstrations(
+                envs,
+                history,
+                self.action_names,
+                w.demo_frames,
+                gamma=cfg.ppo.gamma,
+                reward_scale=cfg.ppo.reward_scale,
+                seed=cfg.run.seed + DEMO_SEED_OFFSET,
+            )
+        finally:
+            envs.close()
+        if not len(demos):
+            raise ValueError(
+                f"warm_start.demo_frames={w.demo_frames}: no expert episode finished in that many "
+                f"steps of {cfg.env.num_envs} envs; raise it to a few episodes per env."
+            )
+        optimizer = torch.optim.Adam(
+            self.policy.trainable_parameters(), lr=w.learning_rate, eps=cfg.ppo.adam_eps
+        )
+        epochs = []
+        for epoch in range(1, w.epochs + 1):
+            stats = clone_epoch(
+                self.policy,
+                optimizer,
+                demos,
+                self.action_names,
+                minibatch_size=cfg.ppo.minibatch_size,
+                value_coef=w.value_coef,
+                max_grad_norm=cfg.ppo.max_grad_norm,
+                generator=self.shuffle,
+            )
+            stats = {"warm_start/epoch": epoch, **stats}
+            stats["time/elapsed_s"] = self.state.elapsed_s + time.perf_counter() - start
+            epochs.append(stats)
+            if cfg.run.progress:
+                print(
+                    f"warm start epoch {epoch}/{w.epochs}: imitation accuracy "
+                    f"{stats['warm_start/accuracy']:.3f}, loss {stats['warm_start/loss']:.3f} "
+                    f"({len(demos)} expert steps, {stats['time/elapsed_s']:.0f} s)",
+                    flush=True,
+                )
+        self.state.demo_frames = -(-w.demo_frames // cfg.env.num_envs) * cfg.env.num_envs
+        self.state.elapsed_s += time.perf_counter() - start
+        summary = {
+            "demo_frames": self.state.demo_frames,
+            "transitions": len(demos),
+            "epochs": epochs,
+        }
+        (self.output_dir / WARM_START_FILE).write_text(json.dumps(summary, indent=1) + "\n")
+        self.save()
+        return epochs
+
     def train(self) -> TrainerState:
-        """Run updates until total_frames; checkpoint every run.checkpoint_every and at the end."""
+        """Warm start if asked (and not done yet), then run updates until total_frames;
+        checkpoint every run.checkpoint_every and at the end."""
         cfg = self.config
         bar = None
-        if cfg.run.progress:
-            from tqdm.auto import tqdm
-
-            # With a time budget the frame total is not what ends the run: count frames only.
-            total = None if cfg.run.max_minutes is not None else cfg.num_updates * cfg.batch_size
-            bar = tqdm(
-                total=total,
-                initial=self.state.frames,
-                unit="frame",
-                desc="train",
-                dynamic_ncols=True,
-            )
         try:
+            if cfg.warm_start.demo_frames and self.state.update == 0 and not self.state.demo_frames:
+                self.warm_start()
+            if cfg.run.progress:
+                from tqdm.auto import tqdm
+
+                # With a time budget the frame total is not what ends the run: count frames only.
+                total = (
+                    None if cfg.run.max_minutes is not None else cfg.num_updates * cfg.batch_size
+                )
+                bar = tqdm(
+                    total=total,
+                    initial=self.state.frames,
+                    unit="frame",
+                    desc="train",
+                    dynamic_ncols=True,
+                )
             while self.state.frames < cfg.ppo.total_frames and not self._out_of_time():
                 start = time.perf_counter()
                 lr = self.learning_rate_at(self.state.update)
