@@ -3,6 +3,7 @@ import json
 import gymnasium as gym
 import pytest
 import torch
+from llm_policy import ENGLISH_ACTION_NAMES
 from ppo_grounding import PPOTrainer, WarmStartConfig
 from ppo_grounding.checkpoint import latest_checkpoint
 from ppo_grounding.history import EpisodeHistory
@@ -12,7 +13,7 @@ from ppo_grounding.trainer import WARM_START_FILE
 
 from .helpers import tiny_config
 
-ACTIONS = ["turn left", "turn right", "go forward", "pick up", "drop", "toggle"]
+ACTIONS = list(ENGLISH_ACTION_NAMES)
 ENV_ID = "BabyAI-Text-GoToRedBallNoDists-v0"
 
 
@@ -25,7 +26,7 @@ def make_envs(num_envs):
 
 
 def expert_episode(seed):
-    """Prompts-free replay of one expert episode on a single env: (actions, rewards)."""
+    """The expert's actions and rewards in one episode of a single env with this seed."""
     import babyai_text
 
     env = gym.make(ENV_ID)
