@@ -17,20 +17,37 @@ from .conftest import PAPER_IDS
 def test_module_level_names():
     assert LANGUAGES == ("en", "fr")
     assert set(ACTION_NAMES) == {"en", "fr", "synonyms"}
-    assert ACTION_NAMES["en"] == ("turn left", "turn right", "go forward", "pick up", "drop",
-                                  "toggle")
-    assert ACTION_NAMES["fr"] == ("tourner à gauche", "tourner à droite", "aller tout droit",
-                                  "attraper", "lâcher", "basculer")
-    assert ACTION_NAMES["synonyms"] == ("rotate left", "rotate right", "move ahead", "take",
-                                        "release", "switch")
+    assert ACTION_NAMES["en"] == (
+        "turn left",
+        "turn right",
+        "go forward",
+        "pick up",
+        "drop",
+        "toggle",
+    )
+    assert ACTION_NAMES["fr"] == (
+        "tourner à gauche",
+        "tourner à droite",
+        "aller tout droit",
+        "attraper",
+        "lâcher",
+        "basculer",
+    )
+    assert ACTION_NAMES["synonyms"] == (
+        "rotate left",
+        "rotate right",
+        "move ahead",
+        "take",
+        "release",
+        "switch",
+    )
 
 
 def test_observation_and_info(make):
     env = make("BabyAI-Text-GoToLocal-v0")
     space = env.observation_space
     assert isinstance(space, spaces.Dict) and set(space) == {"mission", "text"}
-    assert all(isinstance(space[k], spaces.Text) and isinstance(space[k], TextSpace)
-               for k in space)
+    assert all(isinstance(space[k], spaces.Text) and isinstance(space[k], TextSpace) for k in space)
     assert env.action_space == spaces.Discrete(6)
     obs, info = env.reset(seed=1)
     assert set(obs) == {"mission", "text"}
@@ -86,8 +103,17 @@ def test_action_names(make, kwargs, names):
     assert isinstance(env.unwrapped.action_names, list)
     # index i is minigrid action i
     actions = env.unwrapped.level.actions
-    assert [int(a) for a in (actions.left, actions.right, actions.forward, actions.pickup,
-                             actions.drop, actions.toggle)] == list(range(6))
+    assert [
+        int(a)
+        for a in (
+            actions.left,
+            actions.right,
+            actions.forward,
+            actions.pickup,
+            actions.drop,
+            actions.toggle,
+        )
+    ] == list(range(6))
 
 
 @pytest.mark.parametrize("action", [6, -1, 2.0, "go forward", None, np.float32(1)])

@@ -60,8 +60,17 @@ def _rollout(env, seed: int, actions=ACTIONS):
     trace = [(obs["mission"], tuple(info["descriptions"]), obs["text"])]
     for action in actions:
         obs, reward, terminated, truncated, info = env.step(action)
-        trace.append((obs["mission"], tuple(info["descriptions"]), obs["text"], reward,
-                      terminated, truncated, info.get("task")))
+        trace.append(
+            (
+                obs["mission"],
+                tuple(info["descriptions"]),
+                obs["text"],
+                reward,
+                terminated,
+                truncated,
+                info.get("task"),
+            )
+        )
         if terminated or truncated:
             obs, info = env.reset()  # unseeded: continues the seeded RNG
             trace.append((obs["mission"], tuple(info["descriptions"])))

@@ -79,8 +79,13 @@ def test_train_and_test_held_out_pairs_never_overlap(make):
 
 @pytest.mark.parametrize(
     "task, max_steps, width",
-    [("goto", 64, 8), ("pickup", 64, 8), ("putnext", 128, 8), ("open", 128, 15),
-     ("pickup_then_goto", 128, 8)],
+    [
+        ("goto", 64, 8),
+        ("pickup", 64, 8),
+        ("putnext", 128, 8),
+        ("open", 128, 15),
+        ("pickup_then_goto", 128, 8),
+    ],
 )
 def test_mixed_layout_and_time_limit_per_task(make, task, max_steps, width):
     env = make("BabyAI-Text-MixedTrainLocal-v0", tasks=(task,))
@@ -108,12 +113,21 @@ def test_mixed_layout_and_time_limit_per_task(make, task, max_steps, width):
     "env_id, pattern",
     [
         ("PickupLocal", rf"pick up (the|a) ({COLORS}) ({TYPES})$"),
-        ("PickUpThenGoToLocal", rf"pick up (the|a) ({COLORS}) ({TYPES}), then go to (the|a) "
-                                rf"({COLORS}) ({TYPES})$"),
-        ("GoToAfterPickUpLocal", rf"go to (the|a) ({COLORS}) ({TYPES}) after you pick up (the|a) "
-                                 rf"({COLORS}) ({TYPES})$"),
-        ("PickUpSeqPickUpLocal", rf"pick up (the|a) ({COLORS}) ({TYPES})(, then| after you) "
-                                 rf"pick up (the|a) ({COLORS}) ({TYPES})$"),
+        (
+            "PickUpThenGoToLocal",
+            rf"pick up (the|a) ({COLORS}) ({TYPES}), then go to (the|a) "
+            rf"({COLORS}) ({TYPES})$",
+        ),
+        (
+            "GoToAfterPickUpLocal",
+            rf"go to (the|a) ({COLORS}) ({TYPES}) after you pick up (the|a) "
+            rf"({COLORS}) ({TYPES})$",
+        ),
+        (
+            "PickUpSeqPickUpLocal",
+            rf"pick up (the|a) ({COLORS}) ({TYPES})(, then| after you) "
+            rf"pick up (the|a) ({COLORS}) ({TYPES})$",
+        ),
     ],
 )
 def test_paper_level_missions(make, env_id, pattern):
@@ -170,17 +184,29 @@ def test_num_dists_on_minigrid_levels(make):
         ("BabyAI-Text-PickupLocal-v0", {"num_dists": 2.5}, "num_dists must be"),
         ("BabyAI-Text-GoToLocal-v0", {"num_dists": -1}, "non-negative int"),
         ("BabyAI-Text-GoToLocal-v0", {"num_dists": 40}, r"in \[0, 14\] for GoToLocal"),
-        ("BabyAI-Text-OpenRedDoor-v0", {"num_dists": 3},
-         r"does not take the keyword\(s\) \['num_dists'\]"),
+        (
+            "BabyAI-Text-OpenRedDoor-v0",
+            {"num_dists": 3},
+            r"does not take the keyword\(s\) \['num_dists'\]",
+        ),
         ("BabyAI-Text-GoToLocal-v0", {"language": "de"}, r"language must be one of \('en', 'fr'\)"),
-        ("BabyAI-Text-GoToLocal-v0", {"action_names": "es"},
-         r"action_names must be one of \('en', 'fr', 'synonyms'\)"),
-        ("BabyAI-Text-MixedTrainLocal-v0", {"tasks": ("goto", "fly")},
-         r"tasks must be a non-empty subset of \('goto', 'pickup', 'putnext', 'open', "
-         r"'pickup_then_goto'\)"),
+        (
+            "BabyAI-Text-GoToLocal-v0",
+            {"action_names": "es"},
+            r"action_names must be one of \('en', 'fr', 'synonyms'\)",
+        ),
+        (
+            "BabyAI-Text-MixedTrainLocal-v0",
+            {"tasks": ("goto", "fly")},
+            r"tasks must be a non-empty subset of \('goto', 'pickup', 'putnext', 'open', "
+            r"'pickup_then_goto'\)",
+        ),
         ("BabyAI-Text-MixedTrainLocal-v0", {"tasks": ()}, "non-empty subset"),
-        ("BabyAI-Text-GoToLocal-v0", {"render_mode": "svg"},
-         r"render_mode must be one of \['rgb_array', 'ansi'\]"),
+        (
+            "BabyAI-Text-GoToLocal-v0",
+            {"render_mode": "svg"},
+            r"render_mode must be one of \['rgb_array', 'ansi'\]",
+        ),
     ],
 )
 def test_bad_keywords_list_the_valid_values(env_id, kwargs, match):
@@ -191,8 +217,12 @@ def test_bad_keywords_list_the_valid_values(env_id, kwargs, match):
 
 def test_generation_chatter_never_reaches_stdout(capsys):
     # GoToObjDoor and PutNextLocalS5N3 reject often; minigrid prints each rejection
-    for env_id in ["BabyAI-Text-GoToObjDoor-v0", "BabyAI-Text-PutNextLocalS5N3-v0",
-                   "BabyAI-Text-GoToSeq-v0", "BabyAI-Text-MixedTestLocal-v0"]:
+    for env_id in [
+        "BabyAI-Text-GoToObjDoor-v0",
+        "BabyAI-Text-PutNextLocalS5N3-v0",
+        "BabyAI-Text-GoToSeq-v0",
+        "BabyAI-Text-MixedTestLocal-v0",
+    ]:
         env = gym.make(env_id)
         for seed in range(30):
             env.reset(seed=seed)

@@ -65,8 +65,10 @@ def desc(type_, color=None, loc=None, many=False):
         (
             AfterInstr(
                 OpenInstr(desc("door", "grey")),
-                AndInstr(GoToInstr(desc("ball", "red")),
-                         PutNextInstr(desc("key", "blue"), desc("box", "green"))),
+                AndInstr(
+                    GoToInstr(desc("ball", "red")),
+                    PutNextInstr(desc("key", "blue"), desc("box", "green")),
+                ),
             ),
             "open the grey door after you go to the red ball and put the blue key next to "
             "the green box",
@@ -93,8 +95,11 @@ def desc(type_, color=None, loc=None, many=False):
             "go to the yellow door behind you",
             "va vers la porte jaune derrière toi",
         ),
-        (GoToInstr(desc("box", loc="right")), "go to the box on your right",
-         "va vers la boîte à ta droite"),
+        (
+            GoToInstr(desc("box", loc="right")),
+            "go to the box on your right",
+            "va vers la boîte à ta droite",
+        ),
         # minigrid's untyped object is masculine in French
         (GoToInstr(desc(None, "green")), "go to the green object", "va vers l'objet vert"),
         (

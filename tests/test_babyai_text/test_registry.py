@@ -29,10 +29,15 @@ def test_version_suffix_is_kept():
 
 def test_paper_levels_registered_with_their_num_dists():
     expected = {
-        "PickupLocal", "PickUpSeqGoToLocal", "PickUpThenGoToLocal", "GoToAfterPickUpLocal",
-        "PickUpSeqPickUpLocal", "MixedTrainLocal", "MixedTestLocal",
+        "PickupLocal",
+        "PickUpSeqGoToLocal",
+        "PickUpThenGoToLocal",
+        "GoToAfterPickUpLocal",
+        "PickUpSeqPickUpLocal",
+        "MixedTrainLocal",
+        "MixedTestLocal",
     }
-    assert {i[len("BabyAI-Text-"):-len("-v0")] for i in PAPER_IDS} == expected
+    assert {i[len("BabyAI-Text-") : -len("-v0")] for i in PAPER_IDS} == expected
     for env_id in PAPER_IDS:
         assert gym.spec(env_id).kwargs["num_dists"] == 8
 

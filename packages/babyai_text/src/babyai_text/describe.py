@@ -126,6 +126,7 @@ class _Tables:
         forward = slice(ax * size + ay - 1, ax * size - 1, -1)
         left = slice((ax - 1) * size + ay, None, -size) if ax > 0 else slice(0, 0)
         right = slice((ax + 1) * size + ay, None, size)
+
         def walls(dx: int, dy: int) -> tuple[str, ...]:
             # the sentence for a wall d = 1, 2, ... cells away along (dx, dy)
             return tuple(

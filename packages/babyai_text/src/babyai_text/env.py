@@ -137,7 +137,8 @@ class BabyAITextEnv(gym.Env):
                 f"got {render_mode!r}"
             )
         if num_dists is not None and (
-            isinstance(num_dists, bool) or not isinstance(num_dists, (int, np.integer))
+            isinstance(num_dists, bool)
+            or not isinstance(num_dists, (int, np.integer))
             or num_dists < 0
         ):
             raise ValueError(f"num_dists must be a non-negative int, got {num_dists!r}")
@@ -226,9 +227,7 @@ class BabyAITextEnv(gym.Env):
             info["num_dists"] = self.level.num_dists
         return observation, info
 
-    def step(
-        self, action: int
-    ) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+    def step(self, action: int) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         try:
             a = operator.index(action)
         except TypeError:

@@ -62,8 +62,14 @@ MIXED_TASKS: tuple[str, ...] = ("goto", "pickup", "putnext", "open", "pickup_the
 SEQ_FORMS: tuple[str, ...] = ("then", "after")
 
 # how many objects of the agent's room a task kind names (the minimum `num_dists`)
-_NAMED_OBJECTS = {"goto": 1, "pickup": 1, "putnext": 2, "open": 1, "pickup_then_goto": 2,
-                  "pickup_then_pickup": 2}
+_NAMED_OBJECTS = {
+    "goto": 1,
+    "pickup": 1,
+    "putnext": 2,
+    "open": 1,
+    "pickup_then_goto": 2,
+    "pickup_then_pickup": 2,
+}
 
 
 def max_num_dists(room_size: int, rooms: int = 1) -> int:
@@ -73,6 +79,7 @@ def max_num_dists(room_size: int, rooms: int = 1) -> int:
     18 several seconds (unreachable objects get rejected over and over).
     """
     return (room_size - 2) ** 2 * rooms * 2 // 5
+
 
 SPLITS = (None, "train", "test")
 
@@ -100,8 +107,10 @@ class LocalLevel(RoomGridLevel):
             raise ValueError(f"room_size must be an int >= 5, got {room_size!r}")
         need = max(_NAMED_OBJECTS[t] for t in self.tasks)
         most = max_num_dists(room_size)
-        if isinstance(num_dists, bool) or not isinstance(num_dists, int) or not (
-            need <= num_dists <= most
+        if (
+            isinstance(num_dists, bool)
+            or not isinstance(num_dists, int)
+            or not (need <= num_dists <= most)
         ):
             raise ValueError(
                 f"num_dists must be an int in [{need}, {most}] for {type(self).__name__} "
@@ -244,9 +253,7 @@ class MixedLocal(LocalLevel):
         tasks = tuple(tasks)
         unknown = [t for t in tasks if t not in MIXED_TASKS]
         if not tasks or unknown:
-            raise ValueError(
-                f"tasks must be a non-empty subset of {MIXED_TASKS}, got {tasks!r}"
-            )
+            raise ValueError(f"tasks must be a non-empty subset of {MIXED_TASKS}, got {tasks!r}")
         # keep the canonical order so that the same subset draws the same kinds
         self.tasks = tuple(t for t in MIXED_TASKS if t in tasks)
         self.split = split

@@ -190,8 +190,13 @@ def vocabulary(language: str = "en") -> list[str]:
     if language not in LANGUAGES:
         raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
     texts: list[str] = []
-    for table in (DESCRIPTION_TEMPLATES, MISSION_WORDS, COLOR_WORDS, OBJECT_WORDS,
-                  DOOR_STATE_WORDS):
+    for table in (
+        DESCRIPTION_TEMPLATES,
+        MISSION_WORDS,
+        COLOR_WORDS,
+        OBJECT_WORDS,
+        DOOR_STATE_WORDS,
+    ):
         texts.extend(table[language].values())
     if language == "fr":
         texts.extend(COLOR_WORDS_FR_MASCULINE.values())
@@ -212,8 +217,13 @@ def vocabulary(language: str = "en") -> list[str]:
 def charset() -> frozenset[str]:
     """Characters the observations can contain (for `gymnasium.spaces.Text`)."""
     chars = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ,.'\n")
-    for table in (DESCRIPTION_TEMPLATES, MISSION_WORDS, COLOR_WORDS, OBJECT_WORDS,
-                  DOOR_STATE_WORDS):
+    for table in (
+        DESCRIPTION_TEMPLATES,
+        MISSION_WORDS,
+        COLOR_WORDS,
+        OBJECT_WORDS,
+        DOOR_STATE_WORDS,
+    ):
         for language in LANGUAGES:
             for text in table[language].values():
                 chars.update(re.sub(r"\{[^}]*\}", "", text))

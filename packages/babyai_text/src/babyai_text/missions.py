@@ -87,9 +87,7 @@ def _render(instr: Instr, language: str, past: bool = False) -> str:
         return words["putnext" + suffix].format(
             obj=render_object(instr.desc_move, language),
             obj2=render_object(instr.desc_fixed, language),
-            de_obj2=render_object(instr.desc_fixed, language, de=True)
-            if language == "fr"
-            else "",
+            de_obj2=render_object(instr.desc_fixed, language, de=True) if language == "fr" else "",
         )
     if isinstance(instr, AndInstr):
         return words["and"].format(

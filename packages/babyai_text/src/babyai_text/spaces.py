@@ -109,4 +109,3 @@ def _write_text_shared_memory(space: TextSpace, index: int, values: str, shared_
     start = index * (space.max_length + 1)
     buf[start] = len(code_points)
     buf[start + 1 : start + 1 + len(code_points)] = code_points
-
