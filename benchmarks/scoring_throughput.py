@@ -169,12 +169,32 @@ def bench_model(name: str, source: str, prompts, candidates, args) -> list[tuple
         rows.append((name, label, seconds, len(prompts) / seconds, default))
         rate = len(prompts) / seconds
         print(f"   {label:<22} {seconds * 1000:9.1f} ms/call {rate:9.1f} prompts/s", flush=True)
+    # How much of one per-pair forward is the prompt's compute and how much the fixed cost of a
+    # call: the same per-pair loop over a one-word prompt ("go") costs only the latter.
+    pairs = sum(len(c) for c in candidates)
+    with torch.inference_mode():
+        short = statistics.median(
+            _timed(lambda: naive_scores(scorer, ["go"] * len(prompts), candidates))
+            for _ in range(args.rounds)
+        )
+    per_pair = statistics.median(times["naive per-pair"]) / pairs
+    print(
+        f"   one per-pair forward: {per_pair * 1000:.2f} ms with the prompt, "
+        f"{short / pairs * 1000:.2f} ms with a one-word prompt (the fixed cost of a call)",
+        flush=True,
+    )
     ref = results["naive per-pair"]
     fin = torch.isfinite(ref)
     for label, got in results.items():
         err = (got[fin] - ref[fin]).abs().max().item()
         assert err < 1e-3, f"{name} {label}: differs from the per-pair scores by {err}"
     return rows
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def main(argv=None) -> int:
