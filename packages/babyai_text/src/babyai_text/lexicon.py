@@ -181,6 +181,10 @@ FRENCH_MASCULINE_TYPES: frozenset[str] = frozenset({"object"})
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d+")
 
 
+# the per-language tables whose texts the envs emit (descriptions, missions and their words)
+_TEXT_TABLES = (DESCRIPTION_TEMPLATES, MISSION_WORDS, COLOR_WORDS, OBJECT_WORDS, DOOR_STATE_WORDS)
+
+
 def vocabulary(language: str = "en") -> list[str]:
     """All words (no digits) the envs can emit in `language`: descriptions, missions, actions.
 
@@ -190,13 +194,7 @@ def vocabulary(language: str = "en") -> list[str]:
     if language not in LANGUAGES:
         raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
     texts: list[str] = []
-    for table in (
-        DESCRIPTION_TEMPLATES,
-        MISSION_WORDS,
-        COLOR_WORDS,
-        OBJECT_WORDS,
-        DOOR_STATE_WORDS,
-    ):
+    for table in _TEXT_TABLES:
         texts.extend(table[language].values())
     if language == "fr":
         texts.extend(COLOR_WORDS_FR_MASCULINE.values())
@@ -217,13 +215,7 @@ def vocabulary(language: str = "en") -> list[str]:
 def charset() -> frozenset[str]:
     """Characters the observations can contain (for `gymnasium.spaces.Text`)."""
     chars = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ,.'\n")
-    for table in (
-        DESCRIPTION_TEMPLATES,
-        MISSION_WORDS,
-        COLOR_WORDS,
-        OBJECT_WORDS,
-        DOOR_STATE_WORDS,
-    ):
+    for table in _TEXT_TABLES:
         for language in LANGUAGES:
             for text in table[language].values():
                 chars.update(re.sub(r"\{[^}]*\}", "", text))
