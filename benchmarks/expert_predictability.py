@@ -6,8 +6,8 @@
 Lets babyai-text's expert (minigrid's BabyAIBot) play, and at every step checks whether the
 goal object ("go to the red key" -> "red key") is named in the current observation. Where it is
 named once, a rule on that sentence's direction words ("... left and ... forward" -> go forward,
-"... left" -> turn left, "... right" -> turn right, "... forward" -> go forward) is compared with
-the expert's action, against the baseline of always answering the expert's most frequent action.
+"... left" -> turn left, "... right" -> turn right, "... forward" -> go forward: `direction_action`
+of reactive_rules.py) is compared with the expert's action, against the baseline of always answering the expert's most frequent action.
 This bounds what imitation from one observation can reach, and shows the lookup the policy has to
 learn: find the goal object's sentence, then read its directions.
 """
@@ -22,9 +22,7 @@ import babyai_text  # noqa: F401  (registers the BabyAI-Text-* IDs)
 import gymnasium as gym
 import numpy as np
 import tyro
-
-RULE = {"left and forward": 2, "right and forward": 2, "forward": 2, "left": 0, "right": 1}
-"""Direction words of the goal's sentence -> action index (0 turn left, 1 turn right, 2 go forward)."""
+from reactive_rules import direction_action
 
 
 @dataclass
@@ -37,11 +35,6 @@ class Args:
     """Steps per env."""
     seed: int = 5
     """Seed of the first env (env i gets seed + i)."""
-
-
-def directions(sentence: str) -> str:
-    """'You see a red key 2 steps right and 3 steps forward' -> 'right and forward'."""
-    return re.sub(r"\d+ steps? ", "", sentence.split(" ", 5)[-1]).strip()
 
 
 def main(args: Args) -> None:
@@ -62,7 +55,7 @@ def main(args: Args) -> None:
             if len(named) == 1:
                 named_once += 1
                 expert_actions[int(action[i])] += 1
-                agree += RULE.get(directions(named[0])) == int(action[i])
+                agree += direction_action(named[0]) == int(action[i])
         obs, *_ = envs.step(action)
     envs.close()
     total = args.num_envs * args.steps

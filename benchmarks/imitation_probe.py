@@ -25,7 +25,7 @@ from ppo_grounding import PolicyAgent, PPOTrainer, evaluate, offline_preset
 from ppo_grounding.history import EpisodeHistory
 from ppo_grounding.imitation import collect_demonstrations
 from ppo_grounding.trainer import make_envs
-from reactive_rules import DirectionRule, offsets, read_prompt
+from reactive_rules import DirectionRule, goal_sentence, offsets
 
 
 @dataclass
@@ -47,12 +47,9 @@ class Args:
 
 
 def goal_position(prompt: str) -> str:
-    """'invisible', or the direction words of the nearest sentence naming the goal object."""
-    goal, sentences = read_prompt(prompt)
-    named = [s for s in sentences if f" {goal} " in f"{s} "]
-    if not named:
-        return "not in view"
-    return "+".join(sorted(offsets(min(named, key=lambda s: sum(offsets(s).values())))))
+    """'not in view', or the direction words of the nearest sentence naming the goal object."""
+    target, _ = goal_sentence(prompt)
+    return "not in view" if target is None else "+".join(sorted(offsets(target)))
 
 
 def main(args: Args) -> None:

@@ -57,6 +57,25 @@ def offsets(sentence: str) -> dict[str, int]:
     return {side: int(n) for n, side in re.findall(r"(\d+) steps? (left|right|forward)", sentence)}
 
 
+def goal_sentence(prompt: str) -> tuple[str | None, list[str]]:
+    """The nearest sentence of the last observation naming the goal object (None when it is out
+    of view), and all the sentences of that observation."""
+    goal, sentences = read_prompt(prompt)
+    named = [s for s in sentences if f" {goal} " in f"{s} "]
+    if not named:
+        return None, sentences
+    return min(named, key=lambda s: sum(offsets(s).values())), sentences
+
+
+def direction_action(sentence: str) -> int:
+    """The direction rule on one sentence: anything with "forward" -> go forward, else turn to
+    the side it names."""
+    where = offsets(sentence)
+    if "forward" in where:
+        return GO_FORWARD
+    return TURN_LEFT if "left" in where else TURN_RIGHT
+
+
 class DirectionRule:
     """Acts on the direction words of the goal object's sentence; optionally steps around obstacles."""
 
@@ -65,18 +84,14 @@ class DirectionRule:
         self.rng = np.random.default_rng(seed)
 
     def act(self, prompt: str) -> int:
-        goal, sentences = read_prompt(prompt)
-        named = [s for s in sentences if f" {goal} " in f"{s} "]
-        if not named:
+        target, sentences = goal_sentence(prompt)
+        if target is None:
             return TURN_LEFT
-        target = min(named, key=lambda s: sum(offsets(s).values()))
-        where = offsets(target)
-        if "forward" not in where:
-            return TURN_LEFT if "left" in where else TURN_RIGHT
+        action = direction_action(target)
         blocked = any(s != target and offsets(s) == {"forward": 1} for s in sentences)
-        if self.avoid_obstacles and blocked:
-            return TURN_RIGHT if "right" in where else TURN_LEFT
-        return GO_FORWARD
+        if self.avoid_obstacles and action == GO_FORWARD and blocked:
+            return TURN_RIGHT if "right" in offsets(target) else TURN_LEFT
+        return action
 
     def __call__(self, prompts: list[str], action_names: Sequence[str]) -> np.ndarray:
         actions = np.array([self.act(p) for p in prompts], dtype=np.int64)
