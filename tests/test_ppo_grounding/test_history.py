@@ -60,3 +60,21 @@ def test_sentences_of_splits_the_env_text():
         "You carry a red key",
     ]
     assert sentences_of("") == []
+
+
+def test_start_all_and_advance_follow_a_vector_step():
+    history = EpisodeHistory(2, 2)
+    history.start_all(
+        {"mission": ("go to the red ball", "open the door"), "text": ("You see a wall", "A\nB")}
+    )
+    assert history.observations[1][-1] == ["A", "B"]
+    # env 0 goes on; env 1's episode ended and obs holds the next episode's first observation
+    history.advance(
+        {"mission": ("go to the red ball", "pick up the key"), "text": ("C", "D")},
+        ["go forward", "turn left"],
+        [False, True],
+    )
+    assert list(history.observations[0]) == [["You see a wall"], ["C"]]
+    assert list(history.actions[0]) == ["go forward"]
+    assert history.missions[1] == "pick up the key"
+    assert list(history.observations[1]) == [["D"]] and not history.actions[1]

@@ -37,6 +37,22 @@ class EpisodeHistory:
             self.actions[env].append(action_name)
         self.observations[env].append(list(sentences))
 
+    def start_all(self, obs: dict) -> None:
+        """Every env begins an episode; `obs` is a vector env's batched observation."""
+        for env in range(len(self.missions)):
+            self.start(env, obs["mission"][env], sentences_of(obs["text"][env]))
+
+    def advance(self, obs: dict, action_names_taken: Sequence[str], done: Sequence[bool]) -> None:
+        """After a vector-env step (SAME_STEP autoreset): an env whose episode ended starts the
+        next one from its first observation in `obs`; the others record their action and what
+        they now see."""
+        for env in range(len(self.missions)):
+            sentences = sentences_of(obs["text"][env])
+            if done[env]:
+                self.start(env, obs["mission"][env], sentences)
+            else:
+                self.record(env, action_names_taken[env], sentences)
+
     def prompt(self, env: int, action_names: Sequence[str]) -> str:
         return build_prompt(
             self.missions[env],

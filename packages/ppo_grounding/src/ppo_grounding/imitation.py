@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .history import EpisodeHistory, sentences_of
+from .history import EpisodeHistory
 
 
 @dataclass
@@ -29,6 +29,8 @@ class Demonstrations:
     """(N,) action indices."""
     returns: torch.Tensor
     """(N,) discounted sum of the scaled rewards from this step to the episode's end."""
+    frames: int
+    """Expert steps played, summed over envs (unfinished episodes included)."""
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -48,19 +50,20 @@ def collect_demonstrations(
     over envs; keep the transitions of the episodes that finished (a timeout counts as an end)."""
     num_envs = envs.num_envs
     obs, _ = envs.reset(seed=seed)
-    for i in range(num_envs):
-        history.start(i, obs["mission"][i], sentences_of(obs["text"][i]))
+    history.start_all(obs)
     episodes: list[list[tuple[str, int, float]]] = [[] for _ in range(num_envs)]
     prompts: list[str] = []
     actions: list[int] = []
     returns: list[float] = []
-    for _ in range(-(-frames // num_envs)):
+    steps = -(-frames // num_envs)
+    for _ in range(steps):
         step_prompts = history.prompts(action_names)
         action = np.asarray(envs.call("expert_action"), dtype=np.int64)
         obs, reward, terminated, truncated, _ = envs.step(action)
+        done = terminated | truncated
         for i in range(num_envs):
             episodes[i].append((step_prompts[i], int(action[i]), float(reward[i]) * reward_scale))
-            if terminated[i] or truncated[i]:
+            if done[i]:
                 to_go, tail = 0.0, []
                 for prompt, act, scaled_reward in reversed(episodes[i]):
                     to_go = scaled_reward + gamma * to_go
@@ -70,10 +73,8 @@ def collect_demonstrations(
                     actions.append(act)
                     returns.append(ret)
                 episodes[i] = []
-                history.start(i, obs["mission"][i], sentences_of(obs["text"][i]))
-            else:
-                history.record(i, action_names[int(action[i])], sentences_of(obs["text"][i]))
-    return Demonstrations(prompts, torch.tensor(actions), torch.tensor(returns))
+        history.advance(obs, [action_names[a] for a in action], done)
+    return Demonstrations(prompts, torch.tensor(actions), torch.tensor(returns), steps * num_envs)
 
 
 def clone_epoch(

@@ -109,8 +109,7 @@ class PPOTrainer:
         # A resumed run cannot restore the envs' internal state: they restart from a seed
         # derived from the checkpoint, so it continues the run, not bit for bit.
         obs, _ = self.envs.reset(seed=config.run.seed + config.env.num_envs * self.state.update)
-        for i in range(config.env.num_envs):
-            self.history.start(i, obs["mission"][i], sentences_of(obs["text"][i]))
+        self.history.start_all(obs)
         self.episode_returns = np.zeros(config.env.num_envs)
         self.episode_lengths = np.zeros(config.env.num_envs, dtype=int)
         self.recent_successes: deque[bool] = deque(maxlen=SUCCESS_WINDOW)
@@ -160,21 +159,19 @@ class PPOTrainer:
             self.episode_lengths += 1
 
             final_prompts = {}
+            taken = [self.action_names[int(a)] for a in action]
             for i in range(n):
-                name = self.action_names[int(action[i])]
                 if terminated[i] or truncated[i]:
                     if truncated[i] and not terminated[i] and cfg.ppo.bootstrap_truncated:
                         final_text = info["final_obs"]["text"][i]
                         final_prompts[i] = self.history.final_prompt(
-                            i, name, sentences_of(final_text), self.action_names
+                            i, taken[i], sentences_of(final_text), self.action_names
                         )
                     finished_returns.append(self.episode_returns[i])
                     finished_lengths.append(self.episode_lengths[i])
                     self.recent_successes.append(bool(self.episode_returns[i] > 0))
                     self.episode_returns[i], self.episode_lengths[i] = 0.0, 0
-                    self.history.start(i, obs["mission"][i], sentences_of(obs["text"][i]))
-                else:
-                    self.history.record(i, name, sentences_of(obs["text"][i]))
+            self.history.advance(obs, taken, terminated | truncated)
             if final_prompts:
                 envs_truncated = list(final_prompts)
                 values = self.policy.value(list(final_prompts.values()))
@@ -317,7 +314,7 @@ class PPOTrainer:
                     f"({len(demos)} expert steps, {stats['time/elapsed_s']:.0f} s)",
                     flush=True,
                 )
-        self.state.demo_frames = -(-w.demo_frames // cfg.env.num_envs) * cfg.env.num_envs
+        self.state.demo_frames = demos.frames
         self.state.elapsed_s += time.perf_counter() - start
         summary = {
             "demo_frames": self.state.demo_frames,
