@@ -23,7 +23,7 @@ import torch
 import tyro
 from ppo_grounding import PolicyAgent, PPOTrainer, evaluate, offline_preset
 from ppo_grounding.history import EpisodeHistory
-from ppo_grounding.imitation import collect_demonstrations
+from ppo_grounding.imitation import Demonstrations, collect_demonstrations
 from ppo_grounding.trainer import make_envs
 from reactive_rules import DirectionRule, goal_sentence, offsets
 
@@ -44,6 +44,34 @@ class Args:
     """Held-out episodes for the success rate."""
     seed: int = 1
     """Run seed (the warm start's expert plays seeds from seed + 500,000)."""
+
+
+def expert_steps(config, frames: int, seed: int, names: list[str]) -> Demonstrations:
+    """`frames` steps of the expert in fresh envs of `config`, seeded from `seed`."""
+    envs = make_envs(config)
+    try:
+        return collect_demonstrations(
+            envs,
+            EpisodeHistory(config.env.num_envs, config.env.num_observations),
+            names,
+            frames,
+            gamma=config.ppo.gamma,
+            reward_scale=config.ppo.reward_scale,
+            seed=seed,
+        )
+    finally:
+        envs.close()
+
+
+def top_actions(policy, prompts: list[str], names: list[str]) -> np.ndarray:
+    """The policy's most likely action for each prompt (in batches of 256, no gradients)."""
+    policy.eval()
+    with torch.no_grad():
+        logits = [
+            policy(prompts[i : i + 256], [names] * len(prompts[i : i + 256])).logits
+            for i in range(0, len(prompts), 256)
+        ]
+    return torch.cat(logits).argmax(-1).numpy()
 
 
 def goal_position(prompt: str) -> str:
@@ -74,28 +102,8 @@ def main(args: Args) -> None:
         f"{epochs[-1]['time/elapsed_s'] / 60:.1f} min"
     )
 
-    envs = make_envs(config)
-    try:
-        probe = collect_demonstrations(
-            envs,
-            EpisodeHistory(config.env.num_envs, 1),
-            names,
-            args.probe_frames,
-            gamma=config.ppo.gamma,
-            reward_scale=config.ppo.reward_scale,
-            seed=args.seed + 700_000,
-        )
-    finally:
-        envs.close()
-    policy.eval()
-    with torch.no_grad():
-        logits = torch.cat(
-            [
-                policy(probe.prompts[i : i + 256], [names] * len(probe.prompts[i : i + 256])).logits
-                for i in range(0, len(probe), 256)
-            ]
-        )
-    predicted = logits.argmax(-1).numpy()
+    probe = expert_steps(config, args.probe_frames, args.seed + 700_000, names)
+    predicted = top_actions(policy, probe.prompts, names)
     expert = probe.actions.numpy()
     rule = DirectionRule(avoid_obstacles=False)
     counts: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(4, dtype=int))

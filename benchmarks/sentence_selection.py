@@ -27,12 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import tyro
-from imitation_probe import goal_position
+from babyai_text import ACTION_NAMES
+from imitation_probe import expert_steps, goal_position, top_actions
 from llm_policy import LLMPolicy
 from ppo_grounding import offline_preset
-from ppo_grounding.history import EpisodeHistory
-from ppo_grounding.imitation import Demonstrations, clone_epoch, collect_demonstrations
-from ppo_grounding.trainer import make_envs
+from ppo_grounding.imitation import Demonstrations, clone_epoch
 from reactive_rules import goal_sentence
 
 POSITIONS = ("forward", "forward+left", "forward+right", "left", "right", "not in view")
@@ -61,33 +60,9 @@ def only_goal_sentence(prompt: str) -> str:
     return prompt[: last.start()] + last.group(1) + kept + prompt[last.end() :]
 
 
-def collect(config, frames: int, seed: int, names: list[str]) -> Demonstrations:
-    envs = make_envs(config)
-    try:
-        history = EpisodeHistory(config.env.num_envs, config.env.num_observations)
-        return collect_demonstrations(
-            envs,
-            history,
-            names,
-            frames,
-            gamma=config.ppo.gamma,
-            reward_scale=config.ppo.reward_scale,
-            seed=seed,
-        )
-    finally:
-        envs.close()
-
-
-def accuracy_by_position(policy, prompts: list[str], expert: np.ndarray, names, positions):
-    policy.eval()
-    with torch.no_grad():
-        logits = torch.cat(
-            [
-                policy(prompts[i : i + 256], [names] * len(prompts[i : i + 256])).logits
-                for i in range(0, len(prompts), 256)
-            ]
-        )
-    correct = logits.argmax(-1).numpy() == expert
+def accuracy_by_position(policy, prompts, expert, names, positions):
+    """Share of steps where the policy's top action is the expert's: overall and by position."""
+    correct = top_actions(policy, prompts, names) == expert
     hits: dict[str, list[bool]] = defaultdict(list)
     for position, ok in zip(positions, correct, strict=True):
         hits[position].append(bool(ok))
@@ -98,10 +73,10 @@ def main(args: Args) -> None:
     config = offline_preset()
     config.env.env_id = args.env_id
     config.env.num_observations = 1
-    names = ["turn left", "turn right", "go forward", "pick up", "drop", "toggle"]
+    names = list(ACTION_NAMES["en"])
     lr = args.learning_rate or config.warm_start.learning_rate
-    demos = collect(config, args.demo_frames, args.seed + 500_000, names)
-    probe = collect(config, args.probe_frames, args.seed + 700_000, names)
+    demos = expert_steps(config, args.demo_frames, args.seed + 500_000, names)
+    probe = expert_steps(config, args.probe_frames, args.seed + 700_000, names)
     positions = [goal_position(p) for p in probe.prompts]
     share = {p: positions.count(p) / len(positions) for p in POSITIONS}
     print(
