@@ -46,6 +46,10 @@ class Args:
     """Run seed (the warm start's expert plays seeds from seed + 500,000)."""
 
 
+PROBE_SEED_OFFSET = 700_000
+"""Probe episodes are seeded from run seed + this, apart from the warm start's (+ 500,000)."""
+
+
 def expert_steps(config, frames: int, seed: int, names: list[str]) -> Demonstrations:
     """`frames` steps of the expert in fresh envs of `config`, seeded from `seed`."""
     envs = make_envs(config)
@@ -102,7 +106,7 @@ def main(args: Args) -> None:
         f"{epochs[-1]['time/elapsed_s'] / 60:.1f} min"
     )
 
-    probe = expert_steps(config, args.probe_frames, args.seed + 700_000, names)
+    probe = expert_steps(config, args.probe_frames, args.seed + PROBE_SEED_OFFSET, names)
     predicted = top_actions(policy, probe.prompts, names)
     expert = probe.actions.numpy()
     rule = DirectionRule(avoid_obstacles=False)

@@ -13,7 +13,8 @@ actions by behaviour cloning (ppo-grounding's `clone_epoch`) on two versions of 
 Then, on expert steps from other seeds, it prints how often the policy's most likely action equals
 the expert's, by where the goal object is (as in `imitation_probe.py`). If the second row learns
 the turns at once and the first does not, what the model is slow to learn is to pick the goal's
-sentence among the others, not to turn toward a side it has read. Takes about 8 minutes on 2 cores (one epoch).
+sentence among the others, not to turn toward a side it has read. Takes about 8 minutes on 2
+cores (one epoch).
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ import numpy as np
 import torch
 import tyro
 from babyai_text import ACTION_NAMES
-from imitation_probe import expert_steps, goal_position, top_actions
+from imitation_probe import PROBE_SEED_OFFSET, expert_steps, goal_position, top_actions
 from llm_policy import LLMPolicy
 from ppo_grounding import offline_preset
 from ppo_grounding.imitation import Demonstrations, clone_epoch
+from ppo_grounding.trainer import DEMO_SEED_OFFSET
 from reactive_rules import goal_sentence
 
 POSITIONS = ("forward", "forward+left", "forward+right", "left", "right", "not in view")
@@ -75,8 +77,8 @@ def main(args: Args) -> None:
     config.env.num_observations = 1
     names = list(ACTION_NAMES["en"])
     lr = args.learning_rate or config.warm_start.learning_rate
-    demos = expert_steps(config, args.demo_frames, args.seed + 500_000, names)
-    probe = expert_steps(config, args.probe_frames, args.seed + 700_000, names)
+    demos = expert_steps(config, args.demo_frames, args.seed + DEMO_SEED_OFFSET, names)
+    probe = expert_steps(config, args.probe_frames, args.seed + PROBE_SEED_OFFSET, names)
     positions = [goal_position(p) for p in probe.prompts]
     share = {p: positions.count(p) / len(positions) for p in POSITIONS}
     print(
