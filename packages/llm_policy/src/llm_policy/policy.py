@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import atomic_directory
+from .atomic import atomic_directory
 from .loading import DTYPES, default_lora_targets, load_model_and_tokenizer, model_fingerprint
 from .offline import OFFLINE_MODELS, offline_model_path
 from .scorer import NORMALIZATIONS, SCORING_METHODS, ActionScorer, ScoreOutput
