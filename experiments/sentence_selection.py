@@ -1,14 +1,14 @@
 """Is finding the goal's sentence what the offline model fails to learn? Cloning with and without it.
 
-    python benchmarks/sentence_selection.py                       # GoToLocal, 60,000 expert steps
-    python benchmarks/sentence_selection.py --epochs 2 --learning-rate 1e-3
+    python experiments/sentence_selection.py                       # GoToLocal, 60,000 expert steps
+    python experiments/sentence_selection.py --epochs 2 --learning-rate 1e-3
 
 The expert plays the level; the offline preset's policy (a fresh copy per row) is fitted to its
 actions by behaviour cloning (ppo-grounding's `clone_epoch`) on two versions of the same prompts:
 
 - full prompt: what the policy sees in training, every sentence of the observation;
 - goal sentence only: the observation cut down to the sentence that names the goal object (the
-  nearest, as `reactive_rules.goal_sentence` finds it; empty when the goal is out of view).
+  nearest, as `ppo_grounding.rule_agents.goal_sentence` finds it; empty when the goal is out of view).
 
 Then, on expert steps from other seeds, it prints how often the policy's most likely action equals
 the expert's, by where the goal object is (as in `imitation_probe.py`). If the second row learns
@@ -19,7 +19,6 @@ cores (one epoch).
 
 from __future__ import annotations
 
-import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -33,8 +32,8 @@ from imitation_probe import PROBE_SEED_OFFSET, expert_steps, goal_position, top_
 from llm_policy import LLMPolicy
 from ppo_grounding import offline_preset
 from ppo_grounding.imitation import Demonstrations, clone_epoch
+from ppo_grounding.rule_agents import only_goal_sentence
 from ppo_grounding.trainer import DEMO_SEED_OFFSET
-from reactive_rules import goal_sentence
 
 POSITIONS = ("forward", "forward+left", "forward+right", "left", "right", "not in view")
 
@@ -52,14 +51,6 @@ class Args:
     learning_rate: float | None = None
     """Adam learning rate (default: the offline preset's warm-start rate)."""
     seed: int = 1
-
-
-def only_goal_sentence(prompt: str) -> str:
-    """The prompt with its last observation cut down to the goal object's sentence."""
-    target, _ = goal_sentence(prompt)
-    kept = f"{target}," if target else ""
-    last = list(re.finditer(r"^(Observation \d+: ).*$", prompt, re.M))[-1]
-    return prompt[: last.start()] + last.group(1) + kept + prompt[last.end() :]
 
 
 def accuracy_by_position(policy, prompts, expert, names, positions):

@@ -1,7 +1,7 @@
 """How much of the expert's action can be read off a one-observation prompt.
 
-    python benchmarks/expert_predictability.py                      # GoToLocal, 16 envs x 400 steps
-    python benchmarks/expert_predictability.py --env-id BabyAI-Text-GoToRedBallNoDists-v0
+    python experiments/expert_predictability.py                      # GoToLocal, 16 envs x 400 steps
+    python experiments/expert_predictability.py --env-id BabyAI-Text-GoToRedBallNoDists-v0
 
 Lets babyai-text's expert (minigrid's BabyAIBot) play, and at every step checks whether the
 goal object ("go to the red key" -> "red key") is named in the current observation. Where it is
@@ -22,7 +22,7 @@ import babyai_text  # noqa: F401  (registers the BabyAI-Text-* IDs)
 import gymnasium as gym
 import numpy as np
 import tyro
-from reactive_rules import direction_action
+from ppo_grounding.rule_agents import direction_action
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Where a behaviour-cloned policy still misreads the prompt, by where the goal object is.
 
-    python benchmarks/imitation_probe.py                          # GoToLocal, 20,000 expert steps, 3 epochs
-    python benchmarks/imitation_probe.py --model offline-t5 --epochs 4
+    python experiments/imitation_probe.py                          # GoToLocal, 20,000 expert steps, 3 epochs
+    python experiments/imitation_probe.py --model offline-t5 --epochs 4
 
 Runs ppo-grounding's warm start (`PPOTrainer.warm_start`: the expert plays, the offline preset's
 policy is fitted to its actions) and then, on expert steps from other seeds, sorts each step by the
@@ -24,8 +24,8 @@ import tyro
 from ppo_grounding import PolicyAgent, PPOTrainer, evaluate, offline_preset
 from ppo_grounding.history import EpisodeHistory
 from ppo_grounding.imitation import Demonstrations, collect_demonstrations
+from ppo_grounding.rule_agents import DirectionRuleAgent, goal_sentence, offsets
 from ppo_grounding.trainer import make_envs
-from reactive_rules import DirectionRule, goal_sentence, offsets
 
 
 @dataclass
@@ -109,7 +109,7 @@ def main(args: Args) -> None:
     probe = expert_steps(config, args.probe_frames, args.seed + PROBE_SEED_OFFSET, names)
     predicted = top_actions(policy, probe.prompts, names)
     expert = probe.actions.numpy()
-    rule = DirectionRule(avoid_obstacles=False)
+    rule = DirectionRuleAgent(avoid_obstacles=False)
     counts: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(4, dtype=int))
     for prompt, p, e in zip(probe.prompts, predicted, expert, strict=True):
         r = rule.act(prompt)
