@@ -3,18 +3,27 @@
 Episodes are reset with explicit seeds starting at EVAL_SEED_OFFSET. Training seeds its envs
 with run.seed + env index (small numbers) and lets their RNGs run on from there, so evaluation
 episodes are laid out from seeds that training never reset with.
+
+An agent is any callable `agent(prompts, action_names) -> actions`: one prompt per env (str), the
+action phrases the env offers, and back one action index per prompt (shape (N,)). `evaluate`
+builds the prompts; the generalisation tests (suite.py) change only what goes into them: the
+env's language and action names, a wrapper that rewrites the env's text (`env_wrapper`, see
+substitutions.py) and the prompt's wording (`template`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import babyai_text  # noqa: F401  (registers the BabyAI-Text-* IDs)
 import gymnasium as gym
 import numpy as np
 import torch
+from llm_policy import PromptTemplate
 
 from .history import EpisodeHistory, sentences_of
 
@@ -30,6 +39,8 @@ class EvalResult:
     successes: int
     mean_return: float
     mean_length: float
+    by_task: dict[str, EvalResult] = field(default_factory=dict)
+    """On the Mixed levels: the same figures per task kind (`info["task"]`), else empty."""
 
     @property
     def success_rate(self) -> float:
@@ -86,6 +97,15 @@ class RandomAgent:
         return self.rng.choice(len(action_names), size=len(prompts), p=self.weights)
 
 
+def _result(returns: Sequence[float], lengths: Sequence[int]) -> EvalResult:
+    return EvalResult(
+        episodes=len(returns),
+        successes=sum(r > 0 for r in returns),
+        mean_return=float(np.mean(returns)),
+        mean_length=float(np.mean(lengths)),
+    )
+
+
 def evaluate(
     agent: Agent,
     env_id: str,
@@ -95,28 +115,55 @@ def evaluate(
     num_envs: int = 16,
     num_observations: int = 3,
     language: str = "en",
+    action_names: str | None = None,
+    template: PromptTemplate | str | None = None,
+    env_wrapper: Callable[[gym.Env], gym.Env] | None = None,
     progress: bool = False,
+    label: str = "evaluate",
 ) -> EvalResult:
-    """Play `episodes` episodes, seeds seed_offset .. seed_offset + episodes - 1, num_envs at a time."""
+    """Play `episodes` episodes, seeds seed_offset .. seed_offset + episodes - 1, num_envs at a time.
+
+    Args:
+        agent: `agent(prompts, action_names) -> actions`, see `Agent`.
+        env_id: a BabyAI-Text ID.
+        num_observations: observations kept in each prompt.
+        language: language of the env's descriptions and mission ("en", "fr").
+        action_names: the env's action-name variant ("en", "fr", "synonyms"; None: `language`).
+        template: prompt wording, a `llm_policy.PromptTemplate` or a `TEMPLATES` key (None:
+            `language`).
+        env_wrapper: applied to every env after `gym.make` (e.g. `SubstituteWords`).
+        progress: show a progress bar over episodes, named `label`.
+
+    Returns:
+        Success rate, mean return and length over the episodes, and per task kind on the Mixed
+        levels (`EvalResult.by_task`). Each seed lays out the same episode whatever the agent,
+        so two agents evaluated with the same arguments meet the same episodes.
+    """
     if episodes < 1:
         raise ValueError(f"episodes={episodes}: evaluate at least 1 episode.")
     num_envs = min(num_envs, episodes)
-    envs = [gym.make(env_id, language=language) for _ in range(num_envs)]
-    action_names = list(envs[0].unwrapped.action_names)
-    history = EpisodeHistory(num_envs, num_observations, language)
+    make_kwargs = {"language": language}
+    if action_names is not None:
+        make_kwargs["action_names"] = action_names
+    envs = [gym.make(env_id, **make_kwargs) for _ in range(num_envs)]
+    if env_wrapper is not None:
+        envs = [env_wrapper(env) for env in envs]
+    names = list(envs[0].unwrapped.action_names)
+    history = EpisodeHistory(num_envs, num_observations, language if template is None else template)
     seeds = iter(range(seed_offset, seed_offset + episodes))
     active = [True] * num_envs
     returns, lengths = [0.0] * num_envs, [0] * num_envs
-    finished_returns, finished_lengths = [], []
+    tasks: list[str | None] = [None] * num_envs
+    finished: list[tuple[float, int, str | None]] = []
 
     def start(i: int) -> None:
         seed = next(seeds, None)
         if seed is None:
             active[i] = False
             return
-        obs, _ = envs[i].reset(seed=seed)
+        obs, info = envs[i].reset(seed=seed)
         history.start(i, obs["mission"], sentences_of(obs["text"]))
-        returns[i], lengths[i] = 0.0, 0
+        returns[i], lengths[i], tasks[i] = 0.0, 0, info.get("task")
 
     for i in range(num_envs):
         start(i)
@@ -124,29 +171,78 @@ def evaluate(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=episodes, desc="evaluate", unit="ep")
+        bar = tqdm(total=episodes, desc=label, unit="ep", leave=False)
     while any(active):
         live = [i for i in range(num_envs) if active[i]]
-        actions = agent([history.prompt(i, action_names) for i in live], action_names)
+        actions = agent([history.prompt(i, names) for i in live], names)
         for i, action in zip(live, actions, strict=False):
             obs, reward, terminated, truncated, _ = envs[i].step(int(action))
             returns[i] += float(reward)
             lengths[i] += 1
             if terminated or truncated:
-                finished_returns.append(returns[i])
-                finished_lengths.append(lengths[i])
+                finished.append((returns[i], lengths[i], tasks[i]))
                 if bar is not None:
                     bar.update(1)
                 start(i)
             else:
-                history.record(i, action_names[int(action)], sentences_of(obs["text"]))
+                history.record(i, names[int(action)], sentences_of(obs["text"]))
     if bar is not None:
         bar.close()
     for env in envs:
         env.close()
-    return EvalResult(
-        episodes=len(finished_returns),
-        successes=sum(r > 0 for r in finished_returns),
-        mean_return=float(np.mean(finished_returns)),
-        mean_length=float(np.mean(finished_lengths)),
+    result = _result([r for r, _, _ in finished], [n for _, n, _ in finished])
+    for task in sorted({t for _, _, t in finished if t is not None}):
+        of_task = [(r, n) for r, n, t in finished if t == task]
+        result.by_task[task] = _result([r for r, _ in of_task], [n for _, n in of_task])
+    return result
+
+
+def load_policy(source: str | os.PathLike):
+    """(policy, TrainConfig, kind) from any model source, checked before any long work.
+
+    `source` is a run directory (its latest checkpoint), a checkpoint directory, a policy
+    directory (`LLMPolicy.save_pretrained`): kind "trained", with the run's config; or a Hugging
+    Face model directory or id, or an offline model name ("offline-gpt2", "offline-t5"): kind
+    "untrained", an `LLMPolicy` with fresh heads over that model (zero-shot), with the default
+    TrainConfig. A path that does not exist raises FileNotFoundError naming what is accepted.
+    """
+    import dataclasses
+
+    from llm_policy import OFFLINE_MODELS, LLMPolicy
+
+    from .checkpoint import load_policy_for_eval
+    from .config import TrainConfig
+
+    text = str(source)
+    path = Path(text).expanduser()
+    accepted = (
+        "pass a run directory (--run.output-dir of `ppo-grounding train`), one of its "
+        "checkpoints/update_* directories, a saved policy directory, a Hugging Face model "
+        f"directory or id, or an offline model name ({', '.join(sorted(OFFLINE_MODELS))})"
     )
+    config = TrainConfig()
+    if path.is_dir():
+        if (
+            (path / "checkpoints" / "latest").is_file()
+            or (path / "policy").is_dir()
+            or (path / "llm_policy_config.json").is_file()
+        ):
+            policy, config = load_policy_for_eval(path)
+            return policy, config, "trained"
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path} holds no model: {accepted}.")
+    elif path.exists():
+        raise FileNotFoundError(f"{path} is a file, not a model directory: {accepted}.")
+    elif text not in OFFLINE_MODELS and (
+        text.startswith((".", "/", "~"))
+        or text.count("/") != 1
+        or Path(text.split("/")[0]).is_dir()
+    ):
+        raise FileNotFoundError(f"{text} does not exist: {accepted}.")
+    policy_config = dataclasses.replace(config.policy, model=text)
+    try:
+        return LLMPolicy(policy_config), config, "untrained"
+    except OSError as error:
+        raise FileNotFoundError(
+            f"could not load the model {text!r} ({error}): {accepted}."
+        ) from None
