@@ -1,0 +1,274 @@
+"""Episode replays: what the policy saw, what it preferred and what it did, step by step, as GIFs.
+
+    ppo-grounding replay --checkpoint runs/my-run --env-id BabyAI-Text-GoToLocal-v0 \\
+        --episodes 3 --out replays/
+
+Each episode becomes `<out>/episode_<k>_seed_<seed>.gif`: one frame per step, with minigrid's
+picture of the room (the agent is the red triangle, its view highlighted), the prompt the
+policy read, and a bar chart of the policy's probability of each action phrase with the chosen
+one highlighted, the step's reward and the return so far; then a last frame with the end state
+and the outcome. `<out>/episodes.csv` lists seed, success, return, length and file of each.
+The episodes are those of `evaluate` (seeds seed_offset + k), played one at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import textwrap
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import babyai_text  # noqa: F401  (registers the BabyAI-Text-* IDs)
+import gymnasium as gym
+import numpy as np
+import torch
+from llm_policy import PromptTemplate
+
+from .evaluate import EVAL_SEED_OFFSET
+from .history import EpisodeHistory, sentences_of
+
+__all__ = ["EpisodeReplay", "ReplayStep", "play_episode", "render_episode", "replay", "write_gif"]
+
+
+@dataclass
+class ReplayStep:
+    picture: np.ndarray
+    """(H, W, 3) uint8: minigrid's picture of the room before the action."""
+    prompt: str
+    """The prompt the policy read."""
+    probs: np.ndarray
+    """(A,) the policy's probability of each action name."""
+    action: int
+    """The action taken (sampled, or the argmax when greedy)."""
+    reward: float
+    """The reward that action earned."""
+
+
+@dataclass
+class EpisodeReplay:
+    seed: int
+    mission: str
+    """The env's own mission (what the reward checks), before any word substitution."""
+    action_names: list[str]
+    steps: list[ReplayStep] = field(default_factory=list)
+    final_picture: np.ndarray | None = None
+    final_text: str = ""
+    ended: bool = False
+    """False when the replay stopped at max_steps before the episode ended."""
+
+    @property
+    def total_return(self) -> float:
+        return float(sum(s.reward for s in self.steps))
+
+    @property
+    def success(self) -> bool:
+        return self.total_return > 0
+
+
+@torch.no_grad()
+def play_episode(
+    policy,
+    env: gym.Env,
+    seed: int,
+    *,
+    num_observations: int = 3,
+    template: PromptTemplate | str = "en",
+    greedy: bool = False,
+    generator: torch.Generator | None = None,
+    max_steps: int | None = None,
+) -> EpisodeReplay:
+    """Play one episode of `env` (made with render_mode="rgb_array") with `policy`, recording
+    each step; stop after `max_steps` steps if given."""
+    obs, _ = env.reset(seed=seed)
+    names = list(env.unwrapped.action_names)
+    history = EpisodeHistory(1, num_observations, template)
+    history.start(0, obs["mission"], sentences_of(obs["text"]))
+    replay = EpisodeReplay(seed=seed, mission=env.unwrapped.mission, action_names=names)
+    while max_steps is None or len(replay.steps) < max_steps:
+        picture = env.render()
+        prompt = history.prompt(0, names)
+        logits = policy([prompt], [names]).logits[0].float()
+        probs = torch.softmax(logits, -1)
+        if greedy:
+            action = int(probs.argmax())
+        else:
+            action = int(torch.multinomial(probs, 1, generator=generator))
+        obs, reward, terminated, truncated, _ = env.step(action)
+        replay.steps.append(ReplayStep(picture, prompt, probs.numpy(), action, float(reward)))
+        if terminated or truncated:
+            replay.ended = True
+            break
+        history.record(0, names[action], sentences_of(obs["text"]))
+    replay.final_picture = env.render()
+    replay.final_text = obs["text"]
+    return replay
+
+
+def _wrap(text: str, width: int) -> str:
+    return "\n".join(
+        textwrap.fill(line, width, subsequent_indent="  ") if line else ""
+        for line in text.split("\n")
+    )
+
+
+def render_episode(
+    replay: EpisodeReplay, *, title: str = "", dpi: int = 80, size=(11.0, 5.5)
+) -> list[np.ndarray]:
+    """The frames of a replay, (H, W, 3) uint8 each: one per step, then the end state."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=dpi)
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(
+        2, 2, width_ratios=(1, 1.6), height_ratios=(1.4, 1), left=0.02, right=0.97,
+        top=0.86, bottom=0.09, wspace=0.22,
+    )  # fmt: skip
+    ax_room = fig.add_subplot(grid[:, 0])
+    ax_text = fig.add_subplot(grid[0, 1])
+    ax_bars = fig.add_subplot(grid[1, 1])
+    names = replay.action_names
+    frames = []
+    cumulative = 0.0
+
+    def draw(picture, text, probs, chosen, headline):
+        for ax in (ax_room, ax_text, ax_bars):
+            ax.clear()
+        ax_room.imshow(picture)
+        ax_room.set_axis_off()
+        ax_room.set_title(f"env mission: {replay.mission}", fontsize=8, wrap=True)
+        ax_text.set_axis_off()
+        ax_text.text(
+            0, 1, _wrap(text, 82), va="top", ha="left", family="monospace", fontsize=7,
+            transform=ax_text.transAxes, clip_on=True,
+        )  # fmt: skip
+        y = np.arange(len(names))
+        if probs is None:
+            ax_bars.set_axis_off()
+        else:
+            colors = ["tab:orange" if i == chosen else "tab:gray" for i in range(len(names))]
+            ax_bars.barh(y, probs, color=colors)
+            for i, p in enumerate(probs):
+                ax_bars.text(min(p, 0.85) + 0.01, i, f"{p:.2f}", va="center", fontsize=7)
+            ax_bars.set_yticks(y, names, fontsize=8)
+            ax_bars.invert_yaxis()
+            ax_bars.set_xlim(0, 1)
+            ax_bars.set_xlabel("policy probability (orange: the action taken)", fontsize=8)
+            ax_bars.tick_params(axis="x", labelsize=7)
+        fig.suptitle(f"{title}\n{headline}" if title else headline, fontsize=10)
+        fig.canvas.draw()
+        frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+
+    total = len(replay.steps)
+    for t, step in enumerate(replay.steps):
+        cumulative += step.reward
+        headline = (
+            f"step {t + 1}/{total}: {names[step.action]!r} (p={step.probs[step.action]:.2f}), "
+            f"reward {step.reward:.2f}, return {cumulative:.2f}"
+        )
+        draw(step.picture, step.prompt, step.probs, step.action, headline)
+    if replay.ended:
+        outcome = "success" if replay.success else "failure"
+        headline = f"episode over after {total} steps: {outcome}, return {replay.total_return:.2f}"
+    else:
+        headline = f"replay stopped after {total} steps (episode not over), return {cumulative:.2f}"
+    last = "What the agent sees now:\n" + replay.final_text
+    draw(replay.final_picture, last, None, None, headline)
+    return frames
+
+
+def write_gif(frames: Sequence[np.ndarray], path: str | Path, *, fps: float = 2.0) -> Path:
+    """An animated GIF that loops, one `frames` entry per GIF frame."""
+    from PIL import Image
+
+    if not frames:
+        raise ValueError("write_gif needs at least one frame")
+    images = [Image.fromarray(f) for f in frames]
+    path = Path(path)
+    images[0].save(
+        path,
+        save_all=True,
+        append_images=images[1:],
+        duration=int(1000 / fps),
+        loop=0,
+        optimize=False,
+    )
+    return path
+
+
+def replay(
+    policy,
+    env_id: str,
+    out: str | Path,
+    *,
+    episodes: int = 3,
+    seed_offset: int = EVAL_SEED_OFFSET,
+    num_observations: int = 3,
+    language: str = "en",
+    action_names: str | None = None,
+    template: PromptTemplate | str | None = None,
+    env_wrapper: Callable[[gym.Env], gym.Env] | None = None,
+    greedy: bool = False,
+    max_steps: int | None = None,
+    fps: float = 2.0,
+    title: str = "",
+    progress: bool = False,
+) -> list[Path]:
+    """Play `episodes` episodes (seeds seed_offset + k) and write one GIF each under `out`,
+    plus `episodes.csv`. The keywords are `evaluate`'s; returns the GIF paths."""
+    if episodes < 1:
+        raise ValueError(f"episodes={episodes}: replay at least 1 episode.")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps={max_steps}: must be at least 1 (or None: the whole episode)")
+    make_kwargs = {"language": language, "render_mode": "rgb_array"}
+    if action_names is not None:
+        make_kwargs["action_names"] = action_names
+    env = gym.make(env_id, **make_kwargs)
+    if env_wrapper is not None:
+        env = env_wrapper(env)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(seed_offset)
+    paths, summary = [], []
+    seeds = range(seed_offset, seed_offset + episodes)
+    if progress:
+        from tqdm.auto import tqdm
+
+        seeds = tqdm(seeds, desc="replay", unit="ep")
+    for k, seed in enumerate(seeds):
+        episode = play_episode(
+            policy,
+            env,
+            seed,
+            num_observations=num_observations,
+            template=language if template is None else template,
+            greedy=greedy,
+            generator=generator,
+            max_steps=max_steps,
+        )
+        heading = f"{title + ' - ' if title else ''}{env_id}, episode {k} (seed {seed})"
+        path = write_gif(
+            render_episode(episode, title=heading),
+            out / f"episode_{k:03d}_seed_{seed}.gif",
+            fps=fps,
+        )
+        paths.append(path)
+        summary.append(
+            (
+                k,
+                seed,
+                episode.ended,
+                episode.success,
+                episode.total_return,
+                len(episode.steps),
+                path.name,
+            )
+        )
+    env.close()
+    with open(out / "episodes.csv", "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["episode", "seed", "ended", "success", "return", "steps", "file"])
+        for k, seed, ended, success, ret, steps, name in summary:
+            writer.writerow([k, seed, ended, success, f"{ret:.4f}", steps, name])
+    return paths
