@@ -7,9 +7,8 @@ from llm_policy import ENGLISH_ACTION_NAMES
 from ppo_grounding import PPOTrainer, WarmStartConfig
 from ppo_grounding.checkpoint import latest_checkpoint
 from ppo_grounding.history import EpisodeHistory
-from ppo_grounding.imitation import collect_demonstrations
+from ppo_grounding.imitation import WARM_START_FILE, collect_demonstrations
 from ppo_grounding.metrics import read_metrics
-from ppo_grounding.trainer import WARM_START_FILE
 
 from .helpers import tiny_config
 

@@ -7,17 +7,39 @@ have seen, and fits the policy to the expert's actions: cross-entropy over the s
 action scores that PPO samples from, plus a regression of the value head onto the demonstrations'
 discounted returns. Then PPO starts from that policy. The expert is given nothing the policy lacks
 but its own memory of the room, so its choices are not always predictable from the prompt.
+
+`warm_start` is the whole procedure as the trainer runs it; `collect_demonstrations` and
+`clone_epoch` are its two halves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from llm_policy.atomic import atomic_write_text
 
+from .envs import make_envs
 from .history import EpisodeHistory
+
+if TYPE_CHECKING:
+    from gymnasium.vector import VectorEnv
+    from llm_policy import LLMPolicy
+
+    from .config import TrainConfig
+
+DEMO_SEED_OFFSET = 500_000
+"""The warm start's demonstrations are played on seeds run.seed + 500,000 + k: apart from the
+training envs' (run.seed + small numbers) and the evaluation's (1,000,000 + k)."""
+WARM_START_FILE = "warm_start.json"
+"""<output_dir>/warm_start.json: the warm start's demo_frames, transitions and per-epoch stats."""
 
 
 @dataclass
@@ -37,7 +59,7 @@ class Demonstrations:
 
 
 def collect_demonstrations(
-    envs,
+    envs: VectorEnv,
     history: EpisodeHistory,
     action_names: Sequence[str],
     frames: int,
@@ -78,7 +100,7 @@ def collect_demonstrations(
 
 
 def clone_epoch(
-    policy,
+    policy: LLMPolicy,
     optimizer: torch.optim.Optimizer,
     demos: Demonstrations,
     action_names: Sequence[str],
@@ -110,3 +132,87 @@ def clone_epoch(
         correct = (out.logits.detach().argmax(-1) == demos.actions[idx]).sum()
         totals["warm_start/accuracy"] += float(correct)
     return {name: total / len(demos) for name, total in totals.items()}
+
+
+@dataclass
+class WarmStart:
+    """What a warm start did."""
+
+    demo_frames: int
+    """Expert steps played, summed over envs."""
+    transitions: int
+    """Expert transitions imitated (those of finished episodes)."""
+    epochs: list[dict[str, float]]
+    """Per epoch: warm_start/epoch, warm_start/loss, warm_start/value_loss, warm_start/accuracy,
+    time/elapsed_s (the run's time so far, this warm start included)."""
+    seconds: float
+    """Wall-clock seconds the warm start took."""
+
+
+def warm_start(
+    policy: LLMPolicy,
+    config: TrainConfig,
+    action_names: Sequence[str],
+    generator: torch.Generator,
+    *,
+    output_dir: str | os.PathLike,
+    elapsed_s: float = 0.0,
+    report: Callable[[str], None] | None = None,
+) -> WarmStart:
+    """Behaviour cloning of the expert on config.warm_start.demo_frames steps of the run's level.
+
+    The expert plays in fresh envs seeded run.seed + DEMO_SEED_OFFSET; the policy is fitted for
+    warm_start.epochs passes with its own Adam (not carried into PPO), in minibatches of
+    ppo.minibatch_size shuffled by `generator` (the trainer's minibatch shuffler, so the run stays
+    one seeded sequence). `elapsed_s` is the run's time before it, for time/elapsed_s. Writes
+    <output_dir>/warm_start.json; `report` receives one line per epoch.
+    """
+    cfg, w = config, config.warm_start
+    start = time.perf_counter()
+    envs = make_envs(cfg)
+    try:
+        history = EpisodeHistory(cfg.env.num_envs, cfg.env.num_observations, cfg.env.language)
+        demos = collect_demonstrations(
+            envs,
+            history,
+            action_names,
+            w.demo_frames,
+            gamma=cfg.ppo.gamma,
+            reward_scale=cfg.ppo.reward_scale,
+            seed=cfg.run.seed + DEMO_SEED_OFFSET,
+        )
+    finally:
+        envs.close()
+    if not len(demos):
+        raise ValueError(
+            f"warm_start.demo_frames={w.demo_frames}: no expert episode finished in that many "
+            f"steps of {cfg.env.num_envs} envs; raise it to a few episodes per env."
+        )
+    optimizer = torch.optim.Adam(
+        policy.trainable_parameters(), lr=w.learning_rate, eps=cfg.ppo.adam_eps
+    )
+    epochs = []
+    for epoch in range(1, w.epochs + 1):
+        stats = clone_epoch(
+            policy,
+            optimizer,
+            demos,
+            action_names,
+            minibatch_size=cfg.ppo.minibatch_size,
+            value_coef=w.value_coef,
+            max_grad_norm=cfg.ppo.max_grad_norm,
+            generator=generator,
+        )
+        stats = {"warm_start/epoch": epoch, **stats}
+        stats["time/elapsed_s"] = elapsed_s + time.perf_counter() - start
+        epochs.append(stats)
+        if report is not None:
+            report(
+                f"warm start epoch {epoch}/{w.epochs}: imitation accuracy "
+                f"{stats['warm_start/accuracy']:.3f}, loss {stats['warm_start/loss']:.3f} "
+                f"({len(demos)} expert steps, {stats['time/elapsed_s']:.0f} s)"
+            )
+    done = WarmStart(demos.frames, len(demos), epochs, time.perf_counter() - start)
+    summary = {"demo_frames": done.demo_frames, "transitions": done.transitions, "epochs": epochs}
+    atomic_write_text(Path(output_dir) / WARM_START_FILE, json.dumps(summary, indent=1) + "\n")
+    return done

@@ -20,6 +20,7 @@ Metric names are fixed (CleanRL's); the README documents them in one table:
 | losses/clipfrac | fraction of clipped ratios (mean over minibatches) |
 | losses/explained_variance | how much of the returns' variance the rollout's values explain |
 | losses/grad_norm | global gradient norm before clipping (mean over minibatches) |
+| losses/minibatch_steps | optimiser steps taken (fewer than epochs x minibatches after a target-KL stop) |
 | time/elapsed_s | wall-clock seconds of training so far |
 """
 
@@ -28,6 +29,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
+
+from llm_policy.atomic import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -41,21 +45,14 @@ class MetricsLogger:
         *,
         tensorboard: bool = True,
         keep_until_update: int | None = None,
-    ):
+    ) -> None:
         self.path = Path(output_dir) / METRICS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if keep_until_update is not None:
+        rows = []
+        if keep_until_update is not None and self.path.exists():
             # A resumed run drops the rows logged after its checkpoint: they are about to be redone.
-            rows = (
-                [r for r in read_metrics(self.path) if r["update"] <= keep_until_update]
-                if self.path.exists()
-                else []
-            )
-            tmp = self.path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-            os.replace(tmp, self.path)
-        else:
-            self.path.write_text("")
+            rows = [r for r in read_metrics(self.path) if r["update"] <= keep_until_update]
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in rows))
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -77,7 +74,7 @@ class MetricsLogger:
             self.writer.close()
 
 
-def read_metrics(path: str | os.PathLike) -> list[dict]:
+def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
     """The rows of a metrics.jsonl file (a run directory is accepted too)."""
     path = Path(path)
     if path.is_dir():
@@ -89,6 +86,6 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _plain(value):
+def _plain(value: Any) -> float | None:
     value = float(value)
     return None if value != value else value  # JSON has no NaN

@@ -1,66 +1,76 @@
-"""PPOTrainer: rollout -> advantages -> PPO loss -> optimiser step -> checkpoint.
+"""PPOTrainer: rollout -> advantages -> PPO loss -> optimiser step -> log -> checkpoint.
 
-The update reads like CleanRL's ppo.py. The policy is an LLMPolicy: it scores every action phrase
+The loop reads like CleanRL's ppo.py, top to bottom: `__init__` (config, policy, optimiser, envs),
+`collect_rollout`, `update` (GAE, then PPO epochs over shuffled minibatches) and `train` (learning
+rate schedule, logging, checkpoints). The policy is an LLMPolicy: it scores every action phrase
 given the prompt (reusing the prompt's encoder states or key/value cache across the candidates, in
-rollouts and in updates alike), a softmax over the scores is the policy, a value head the critic.
+rollouts and in updates alike); a softmax over the scores is the policy, a value head the critic.
+
+Where the loop differs from CleanRL's ppo.py:
+
+- Observations are prompts, not tensors: each env keeps its own history (goal, last observations,
+  actions between them; history.py), cleared on the step that ends its episode (SAME_STEP
+  autoreset), so no prompt mixes two episodes. The rollout stores the prompts and the update
+  re-scores them.
+- Rewards are multiplied by ppo.reward_scale before GAE and the value loss; logged returns and
+  success (return > 0) are unscaled.
+- GAE keeps `terminated` and `truncated` apart. A timeout counts as terminal (value 0 after it)
+  unless ppo.bootstrap_truncated, which bootstraps from the value of the final observation
+  (info["final_obs"]), computed during the rollout.
+- The target-KL check runs after every minibatch and stops the update there; CleanRL checks once
+  per epoch, after all of its minibatches. losses/approx_kl is the last minibatch's, and
+  losses/minibatch_steps counts the optimiser steps actually taken.
+- The gradient-norm clip covers every trainable parameter of the LLM and its heads together.
+- Episode statistics come from gymnasium's vector RecordEpisodeStatistics; charts/success_rate is
+  measured over the last SUCCESS_WINDOW episodes and reported once SUCCESS_MIN_EPISODES finished.
+- Optional extras CleanRL lacks: a behaviour-cloning warm start (imitation.py), checkpoints and
+  resume (checkpoint.py), a time budget (run.max_minutes).
 """
 
 from __future__ import annotations
 
-import json
 import random
 import time
-from collections import deque
 from pathlib import Path
 
-import babyai_text  # noqa: F401  (registers the BabyAI-Text-* IDs)
-import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.wrappers.vector import RecordEpisodeStatistics
 from llm_policy import LLMPolicy
 
+from . import imitation
 from .buffer import Batch, Rollout
-from .checkpoint import TrainerState, latest_checkpoint, load_training_state, save_checkpoint
+from .checkpoint import (
+    TrainerState,
+    load_training_state,
+    resume_point,
+    save_checkpoint,
+    write_run_config,
+)
 from .config import TrainConfig
+from .envs import make_envs
 from .gae import compute_gae
 from .history import EpisodeHistory, sentences_of
-from .imitation import clone_epoch, collect_demonstrations
+from .imitation import DEMO_SEED_OFFSET, WARM_START_FILE
 from .losses import explained_variance, ppo_loss
-from .metrics import METRICS_FILE, MetricsLogger
+from .metrics import MetricsLogger
+from .reporter import ProgressReporter
+
+__all__ = [
+    "DEMO_SEED_OFFSET",
+    "SUCCESS_MIN_EPISODES",
+    "SUCCESS_WINDOW",
+    "WARM_START_FILE",
+    "PPOTrainer",
+    "make_envs",
+    "seed_everything",
+]
 
 SUCCESS_WINDOW = 100
 """charts/success_rate is measured over this many most recent episodes..."""
 SUCCESS_MIN_EPISODES = 20
 """...once at least this many have finished (before, the few short episodes that end early are
 mostly successes, and the rate would read high)."""
-DEMO_SEED_OFFSET = 500_000
-"""The warm start's demonstrations are played on seeds run.seed + 500,000 + k: apart from the
-training envs' (run.seed + small numbers) and the evaluation's (1,000,000 + k)."""
-WARM_START_FILE = "warm_start.json"
-
-# Fields that may differ between a run and its resumption; anything else must match.
-RESUMABLE_CHANGES = {
-    "ppo.total_frames",
-    "run.resume",
-    "run.progress",
-    "run.tensorboard",
-    "run.torch_threads",
-    "run.checkpoint_every",
-    "run.max_minutes",
-}
-
-
-def make_envs(config: TrainConfig) -> gym.vector.VectorEnv:
-    """The vector env of a run. Autoreset is SAME_STEP: the step that ends an episode returns the
-    first observation of the next one (the final one is in info["final_obs"]), so the prompt
-    history can be cleared right there."""
-    return gym.make_vec(
-        config.env.env_id,
-        num_envs=config.env.num_envs,
-        vectorization_mode=config.env.vectorization,
-        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
-        language=config.env.language,
-    )
 
 
 def seed_everything(seed: int) -> None:
@@ -72,7 +82,7 @@ def seed_everything(seed: int) -> None:
 class PPOTrainer:
     """Trains `policy` (built from config.policy when not given) with PPO in config.env."""
 
-    def __init__(self, config: TrainConfig, policy: LLMPolicy | None = None):
+    def __init__(self, config: TrainConfig, policy: LLMPolicy | None = None) -> None:
         config.validate()
         self.config = config
         self.output_dir = Path(config.run.output_dir)
@@ -80,16 +90,8 @@ class PPOTrainer:
             torch.set_num_threads(config.run.torch_threads)
         seed_everything(config.run.seed)
 
-        resume_from = None
-        earlier_run = [self.output_dir / n for n in ("checkpoints", METRICS_FILE)]
-        if not config.run.resume and any(path.exists() for path in earlier_run):
-            raise FileExistsError(
-                f"{self.output_dir} already holds a run: pass --run.resume to continue it, or "
-                "choose another --run.output-dir (nothing was overwritten)."
-            )
-        if config.run.resume:
-            resume_from = latest_checkpoint(self.output_dir)
-            _check_resumable(json.loads((resume_from / "config.json").read_text()), config)
+        resume_from = resume_point(config)
+        if resume_from is not None:
             policy = LLMPolicy.from_pretrained(resume_from / "policy")
         elif policy is None:
             policy = LLMPolicy(config.policy)
@@ -97,12 +99,14 @@ class PPOTrainer:
 
         self.optimizer = self._make_optimizer()
         self.shuffle = torch.Generator().manual_seed(config.run.seed)
+        """Orders the minibatches (and the warm start's)."""
         self.state = TrainerState()
         if resume_from is not None:
             self.state = load_training_state(resume_from, self.optimizer, self.shuffle)
 
-        self.envs = make_envs(config)
-        self.action_names = list(self.envs.get_attr("action_names")[0])
+        envs = make_envs(config)
+        self.action_names: list[str] = list(envs.get_attr("action_names")[0])
+        self.envs = RecordEpisodeStatistics(envs, buffer_length=SUCCESS_WINDOW)
         self.history = EpisodeHistory(
             config.env.num_envs, config.env.num_observations, config.env.language
         )
@@ -110,17 +114,15 @@ class PPOTrainer:
         # derived from the checkpoint, so it continues the run, not bit for bit.
         obs, _ = self.envs.reset(seed=config.run.seed + config.env.num_envs * self.state.update)
         self.history.start_all(obs)
-        self.episode_returns = np.zeros(config.env.num_envs)
-        self.episode_lengths = np.zeros(config.env.num_envs, dtype=int)
-        self.recent_successes: deque[bool] = deque(maxlen=SUCCESS_WINDOW)
 
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        (self.output_dir / "config.json").write_text(config.to_json())
+        write_run_config(self.output_dir, config.to_json())
         self.logger = MetricsLogger(
             self.output_dir,
             tensorboard=config.run.tensorboard,
             keep_until_update=self.state.update if resume_from is not None else None,
         )
+        self.reporter = ProgressReporter(config)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         p = self.config.ppo
@@ -134,18 +136,21 @@ class PPOTrainer:
     # ----------------------------------------------------------------------------------- rollout
     @torch.no_grad()
     def collect_rollout(self) -> tuple[Rollout, dict[str, float]]:
-        """Act num_steps times in every env with actions sampled from the policy."""
+        """Act num_steps times in every env with actions sampled from the policy; returns the
+        rollout and its charts/* statistics (episodes finished in it, their mean return and
+        length, the action frequencies)."""
         cfg = self.config
         n = cfg.env.num_envs
         rollout = Rollout(cfg.ppo.num_steps, n)
         candidates = [self.action_names] * n
-        finished_returns, finished_lengths = [], []
+        finished_returns: list[float] = []
+        finished_lengths: list[int] = []
         self.policy.eval()
         for t in range(cfg.ppo.num_steps):
             prompts = self.history.prompts(self.action_names)
             out = self.policy(prompts, candidates)
             dist = out.distribution()
-            action = dist.sample()
+            action = dist.sample()  # (N,)
             rollout.prompts[t] = prompts
             rollout.actions[t] = action
             rollout.logprobs[t] = dist.log_prob(action)
@@ -155,27 +160,30 @@ class PPOTrainer:
             rollout.rewards[t] = torch.as_tensor(reward, dtype=torch.float32) * cfg.ppo.reward_scale
             rollout.terminated[t] = torch.as_tensor(terminated)
             rollout.truncated[t] = torch.as_tensor(truncated)
-            self.episode_returns += reward
-            self.episode_lengths += 1
+            if "_episode" in info:  # RecordEpisodeStatistics: the unscaled return of each end
+                ended = info["_episode"]
+                finished_returns += info["episode"]["r"][ended].tolist()
+                finished_lengths += info["episode"]["l"][ended].tolist()
 
-            final_prompts = {}
             taken = [self.action_names[int(a)] for a in action]
-            for i in range(n):
-                if terminated[i] or truncated[i]:
-                    if truncated[i] and not terminated[i] and cfg.ppo.bootstrap_truncated:
-                        final_text = info["final_obs"]["text"][i]
-                        final_prompts[i] = self.history.final_prompt(
-                            i, taken[i], sentences_of(final_text), self.action_names
+            if cfg.ppo.bootstrap_truncated:
+                # Value the final observation of each timed-out episode before its history is
+                # cleared: GAE continues from it instead of from 0.
+                timed_out = np.flatnonzero(truncated & ~terminated).tolist()
+                if timed_out:
+                    final_prompts = [
+                        self.history.final_prompt(
+                            i,
+                            taken[i],
+                            sentences_of(info["final_obs"][i]["text"]),
+                            self.action_names,
                         )
-                    finished_returns.append(self.episode_returns[i])
-                    finished_lengths.append(self.episode_lengths[i])
-                    self.recent_successes.append(bool(self.episode_returns[i] > 0))
-                    self.episode_returns[i], self.episode_lengths[i] = 0.0, 0
+                        for i in timed_out
+                    ]
+                    rollout.truncated_values[t, timed_out] = self.policy.value(
+                        final_prompts
+                    ).float()
             self.history.advance(obs, taken, terminated | truncated)
-            if final_prompts:
-                envs_truncated = list(final_prompts)
-                values = self.policy.value(list(final_prompts.values()))
-                rollout.truncated_values[t, envs_truncated] = values.float()
 
         rollout.next_value = self.policy.value(self.history.prompts(self.action_names)).float()
         stats = {"charts/episodes_finished": len(finished_returns)}
@@ -183,13 +191,13 @@ class PPOTrainer:
             stats["charts/episodic_return"] = float(np.mean(finished_returns))
             stats["charts/episode_length"] = float(np.mean(finished_lengths))
         counts = torch.bincount(rollout.actions.reshape(-1), minlength=len(self.action_names))
-        for name, count in zip(self.action_names, counts.tolist(), strict=False):
+        for name, count in zip(self.action_names, counts.tolist(), strict=True):
             stats[f"charts/action_frac/{name}"] = count / rollout.actions.numel()
         return rollout, stats
 
     # ------------------------------------------------------------------------------------ update
     def update(self, rollout: Rollout) -> dict[str, float]:
-        """PPO epochs over the rollout; returns the losses and diagnostics of this update."""
+        """GAE, then PPO epochs over the rollout; returns the losses/* metrics of this update."""
         p = self.config.ppo
         advantages, returns = compute_gae(
             rollout.rewards,
@@ -206,7 +214,7 @@ class PPOTrainer:
         self.policy.train()
         sums: dict[str, float] = {}
         steps = 0
-        stop = False
+        kl_exceeded = False
         for _epoch in range(p.update_epochs):
             for idx in batch.minibatches(p.minibatch_size, self.shuffle):
                 prompts = [batch.prompts[i] for i in idx.tolist()]
@@ -242,10 +250,12 @@ class PPOTrainer:
                 ):
                     sums[name] = sums.get(name, 0.0) + float(value.detach())
                 last_kl, last_old_kl = float(loss.approx_kl), float(loss.old_approx_kl)
-                if p.target_kl is not None and last_kl > p.target_kl:
-                    stop = True
+                # Per minibatch, not per epoch as in CleanRL: stop as soon as the policy moved
+                # too far (see the module docstring).
+                kl_exceeded = p.target_kl is not None and last_kl > p.target_kl
+                if kl_exceeded:
                     break
-            if stop:
+            if kl_exceeded:
                 break
         metrics = {name: total / steps for name, total in sums.items()}
         metrics["losses/approx_kl"] = last_kl
@@ -262,91 +272,14 @@ class PPOTrainer:
             return p.learning_rate
         return p.learning_rate * (1.0 - update / self.config.num_updates)
 
-    def warm_start(self) -> list[dict[str, float]]:
-        """Behaviour cloning of the expert bot before the first PPO update (imitation.py).
-
-        Its time counts in time/elapsed_s (and so in run.max_minutes); its per-epoch loss and
-        accuracy go to <output_dir>/warm_start.json, and a checkpoint of update 0 follows it.
-        """
-        cfg, w = self.config, self.config.warm_start
-        start = time.perf_counter()
-        envs = make_envs(cfg)
-        try:
-            history = EpisodeHistory(cfg.env.num_envs, cfg.env.num_observations, cfg.env.language)
-            demos = collect_demonstrations(
-                envs,
-                history,
-                self.action_names,
-                w.demo_frames,
-                gamma=cfg.ppo.gamma,
-                reward_scale=cfg.ppo.reward_scale,
-                seed=cfg.run.seed + DEMO_SEED_OFFSET,
-            )
-        finally:
-            envs.close()
-        if not len(demos):
-            raise ValueError(
-                f"warm_start.demo_frames={w.demo_frames}: no expert episode finished in that many "
-                f"steps of {cfg.env.num_envs} envs; raise it to a few episodes per env."
-            )
-        optimizer = torch.optim.Adam(
-            self.policy.trainable_parameters(), lr=w.learning_rate, eps=cfg.ppo.adam_eps
-        )
-        epochs = []
-        for epoch in range(1, w.epochs + 1):
-            stats = clone_epoch(
-                self.policy,
-                optimizer,
-                demos,
-                self.action_names,
-                minibatch_size=cfg.ppo.minibatch_size,
-                value_coef=w.value_coef,
-                max_grad_norm=cfg.ppo.max_grad_norm,
-                generator=self.shuffle,
-            )
-            stats = {"warm_start/epoch": epoch, **stats}
-            stats["time/elapsed_s"] = self.state.elapsed_s + time.perf_counter() - start
-            epochs.append(stats)
-            if cfg.run.progress:
-                print(
-                    f"warm start epoch {epoch}/{w.epochs}: imitation accuracy "
-                    f"{stats['warm_start/accuracy']:.3f}, loss {stats['warm_start/loss']:.3f} "
-                    f"({len(demos)} expert steps, {stats['time/elapsed_s']:.0f} s)",
-                    flush=True,
-                )
-        self.state.demo_frames = demos.frames
-        self.state.elapsed_s += time.perf_counter() - start
-        summary = {
-            "demo_frames": self.state.demo_frames,
-            "transitions": len(demos),
-            "epochs": epochs,
-        }
-        (self.output_dir / WARM_START_FILE).write_text(json.dumps(summary, indent=1) + "\n")
-        self.save()
-        return epochs
-
     def train(self) -> TrainerState:
-        """Warm start if asked (and not done yet), then run updates until total_frames;
-        checkpoint every run.checkpoint_every and at the end."""
+        """Warm start if asked (and not done yet), then run updates until total_frames (or
+        run.max_minutes); checkpoint every run.checkpoint_every updates and at the end."""
         cfg = self.config
-        bar = None
         try:
             if cfg.warm_start.demo_frames and self.state.update == 0 and not self.state.demo_frames:
                 self.warm_start()
-            if cfg.run.progress:
-                from tqdm.auto import tqdm
-
-                # With a time budget the frame total is not what ends the run: count frames only.
-                total = (
-                    None if cfg.run.max_minutes is not None else cfg.num_updates * cfg.batch_size
-                )
-                bar = tqdm(
-                    total=total,
-                    initial=self.state.frames,
-                    unit="frame",
-                    desc="train",
-                    dynamic_ncols=True,
-                )
+            self.reporter.start(self.state.frames)
             while self.state.frames < cfg.ppo.total_frames and not self._out_of_time():
                 start = time.perf_counter()
                 lr = self.learning_rate_at(self.state.update)
@@ -355,46 +288,67 @@ class PPOTrainer:
                 rollout, metrics = self.collect_rollout()
                 metrics.update(self.update(rollout))
                 elapsed = time.perf_counter() - start
+
                 self.state.update += 1
                 self.state.frames += cfg.batch_size
                 self.state.episodes += metrics.pop("charts/episodes_finished")
                 self.state.elapsed_s += elapsed
-                enough = len(self.recent_successes) >= SUCCESS_MIN_EPISODES
-                success = float(np.mean(self.recent_successes)) if enough else float("nan")
                 metrics.update(
                     {
                         "charts/frames": self.state.frames,
                         "charts/episodes": self.state.episodes,
-                        "charts/success_rate": success,
+                        "charts/success_rate": self.success_rate(),
                         "charts/SPS": cfg.batch_size / elapsed,
                         "charts/learning_rate": lr,
                         "time/elapsed_s": self.state.elapsed_s,
                     }
                 )
                 self.logger.log(self.state.update, metrics)
-                if bar is not None:
-                    bar.update(cfg.batch_size)
-                    bar.set_postfix(
-                        fps=f"{cfg.batch_size / elapsed:.0f}",
-                        success=f"{success:.2f}",
-                        kl=f"{metrics['losses/approx_kl']:.3f}",
-                    )
+                self.reporter.update(cfg.batch_size, metrics)
                 every = cfg.run.checkpoint_every
                 if every and self.state.update % every == 0:
                     self.save()
             self.save()
         finally:
-            if bar is not None:
-                bar.close()
+            self.reporter.close()
             self.logger.close()
             self.envs.close()
         return self.state
+
+    def success_rate(self) -> float:
+        """Fraction of the last SUCCESS_WINDOW episodes with a return > 0 (nan before
+        SUCCESS_MIN_EPISODES have finished)."""
+        returns = self.envs.return_queue  # RecordEpisodeStatistics keeps the last SUCCESS_WINDOW
+        if len(returns) < SUCCESS_MIN_EPISODES:
+            return float("nan")
+        return float(np.mean([r > 0 for r in returns]))
+
+    def warm_start(self) -> list[dict[str, float]]:
+        """Behaviour cloning of the expert before the first PPO update (imitation.warm_start),
+        then a checkpoint of update 0; returns the per-epoch stats.
+
+        Its time counts in time/elapsed_s (and so in run.max_minutes).
+        """
+        done = imitation.warm_start(
+            self.policy,
+            self.config,
+            self.action_names,
+            self.shuffle,
+            output_dir=self.output_dir,
+            elapsed_s=self.state.elapsed_s,
+            report=self.reporter.message,
+        )
+        self.state.demo_frames = done.demo_frames
+        self.state.elapsed_s += done.seconds
+        self.save()
+        return done.epochs
 
     def _out_of_time(self) -> bool:
         limit = self.config.run.max_minutes
         return limit is not None and self.state.elapsed_s >= 60 * limit
 
     def save(self) -> Path:
+        """Checkpoint the current update (checkpoint.py); returns its directory."""
         return save_checkpoint(
             self.output_dir,
             policy=self.policy,
@@ -402,26 +356,4 @@ class PPOTrainer:
             shuffle_generator=self.shuffle,
             state=self.state,
             config_json=self.config.to_json(),
-        )
-
-
-def _check_resumable(saved: dict, config: TrainConfig) -> None:
-    current = config.to_dict()
-    differences = []
-    for section, fields in saved.items():
-        for name, value in fields.items():
-            key = f"{section}.{name}"
-            now = current.get(section, {}).get(name)
-            if isinstance(value, list):
-                value = tuple(value)
-            if isinstance(now, list):
-                now = tuple(now)
-            if key not in RESUMABLE_CHANGES and value != now:
-                differences.append(f"{key}: checkpoint has {value!r}, this run {now!r}")
-    if differences:
-        raise ValueError(
-            "cannot resume: the config differs from the checkpoint's:\n  - "
-            + "\n  - ".join(differences)
-            + "\nPass the same options as the original run (only total_frames and run.* display "
-            "options may change), or start a new run in another --run.output-dir."
         )

@@ -1,0 +1,24 @@
+"""The vector env of a run: any BabyAI-Text ID, sync or async, with SAME_STEP autoreset."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import babyai_text  # noqa: F401  (registers the BabyAI-Text-* IDs)
+import gymnasium as gym
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
+
+
+def make_envs(config: TrainConfig) -> gym.vector.VectorEnv:
+    """The vector env of a run. Autoreset is SAME_STEP: the step that ends an episode returns the
+    first observation of the next one (the final one is in info["final_obs"][i]), so the prompt
+    history can be cleared right there."""
+    return gym.make_vec(
+        config.env.env_id,
+        num_envs=config.env.num_envs,
+        vectorization_mode=config.env.vectorization,
+        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
+        language=config.env.language,
+    )
