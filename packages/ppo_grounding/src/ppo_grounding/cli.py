@@ -1,7 +1,9 @@
-"""The `ppo-grounding` command: train, evaluate, plot.
+"""The `ppo-grounding` command: train, evaluate, replay, plot.
 
 ppo-grounding train [--preset offline|paper] [--ppo.learning-rate 1e-4 ...]
 ppo-grounding evaluate --checkpoint runs/quickstart/checkpoints/update_000060 --episodes 200
+ppo-grounding evaluate --checkpoint runs/quickstart --suite generalisation --out results/
+ppo-grounding replay --checkpoint runs/quickstart --episodes 3 --out replays/
 ppo-grounding plot runs/quickstart-* --out curves.png
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import tyro
 
@@ -20,9 +23,9 @@ from .evaluate import EVAL_SEED_OFFSET
 @dataclass
 class EvaluateArgs:
     checkpoint: str
-    """A policy directory (LLMPolicy.save_pretrained), a checkpoint directory, or a run directory (its latest checkpoint)."""
+    """A run directory (its latest checkpoint), a checkpoint directory, a policy directory (LLMPolicy.save_pretrained), or an untrained model for zero-shot: a Hugging Face id or directory, or an offline model name (offline-gpt2, offline-t5)."""
     env_id: str | None = None
-    """Environment to evaluate in (default: the one the run trained in)."""
+    """Environment to evaluate in (default: the one the run trained in; for --suite without a run, BabyAI-Text-MixedTrainLocal-v0)."""
     episodes: int = 100
     """Episodes to play."""
     seed_offset: int = EVAL_SEED_OFFSET
@@ -33,6 +36,40 @@ class EvaluateArgs:
     """Take the most likely action instead of sampling (the paper samples)."""
     baseline: bool = True
     """Also evaluate a uniformly random agent on the same seeds."""
+    num_observations: int | None = None
+    """Observations kept in the prompt (default: the run's; 1 for an untrained model)."""
+    suite: Literal["generalisation"] | None = None
+    """Run a suite of tests instead of one evaluation: "generalisation" (the paper's tests)."""
+    suite_tests: str | None = None
+    """With --suite: comma-separated tests to run (default: all; e.g. baseline,new_nouns,french)."""
+    baselines: str = "random"
+    """With --suite: comma-separated comparison agents on the same episodes ("random"; "" for none)."""
+    out: str = "generalisation"
+    """With --suite: directory for generalisation.md and generalisation.csv."""
+
+
+@dataclass
+class ReplayArgs:
+    checkpoint: str
+    """A run directory (its latest checkpoint), a checkpoint directory, a policy directory (LLMPolicy.save_pretrained), or an untrained model for zero-shot: a Hugging Face id or directory, or an offline model name (offline-gpt2, offline-t5)."""
+    env_id: str | None = None
+    """Environment (default: the one the run trained in, else BabyAI-Text-MixedTrainLocal-v0)."""
+    episodes: int = 3
+    """Episodes to replay, one GIF each."""
+    out: str = "replays"
+    """Directory for the GIFs and episodes.csv."""
+    test: str | None = None
+    """Replay under a generalisation test (its env, language, action names, word map), e.g. new_nouns."""
+    seed_offset: int = EVAL_SEED_OFFSET
+    """Seed of the first episode; episode k uses seed_offset + k (the episodes of evaluate)."""
+    greedy: bool = False
+    """Take the most likely action instead of sampling."""
+    max_steps: int | None = None
+    """Stop each replay after this many steps (default: the whole episode)."""
+    fps: float = 2.0
+    """Frames per second of the GIFs."""
+    num_observations: int | None = None
+    """Observations kept in the prompt (default: the run's; 1 for an untrained model)."""
 
 
 @dataclass
@@ -73,19 +110,29 @@ def train(argv: list[str]) -> None:
     )
 
 
+def _load(source: str):
+    from .evaluate import load_policy
+
+    try:
+        return load_policy(source)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(str(error)) from None
+
+
 def evaluate(argv: list[str]) -> None:
     args = tyro.cli(EvaluateArgs, args=argv, prog="ppo-grounding evaluate")
-    from .checkpoint import load_policy_for_eval
+    if args.suite is not None:
+        return generalisation_suite(args)
     from .evaluate import PolicyAgent, RandomAgent
     from .evaluate import evaluate as run_evaluation
 
-    policy, run_config = load_policy_for_eval(args.checkpoint)
+    policy, run_config, _ = _load(args.checkpoint)
     env_id = args.env_id or run_config.env.env_id
     common = dict(
         episodes=args.episodes,
         seed_offset=args.seed_offset,
         num_envs=args.num_envs,
-        num_observations=run_config.env.num_observations,
+        num_observations=args.num_observations or run_config.env.num_observations,
         language=run_config.env.language,
     )
     result = run_evaluation(
@@ -95,6 +142,89 @@ def evaluate(argv: list[str]) -> None:
     if args.baseline:
         random_result = run_evaluation(RandomAgent(seed=args.seed_offset), env_id, **common)
         print(f"  random: {random_result.summary()}")
+
+
+def generalisation_suite(args: EvaluateArgs) -> None:
+    from . import suite
+
+    try:  # names first: a typo fails before the model loads
+        tests = suite.resolve_names(args.suite_tests, suite.TESTS, "generalisation test(s)")
+        baselines = suite.resolve_names(args.baselines, suite.BASELINES, "baseline(s)")
+        if args.env_id is not None:
+            suite.check_env_id(args.env_id)
+        if args.episodes < 1:
+            raise ValueError(f"--episodes {args.episodes}: evaluate at least 1 episode")
+    except ValueError as error:
+        raise SystemExit(f"ppo-grounding evaluate: {error}") from None
+    policy, run_config, kind = _load(args.checkpoint)
+    env_id = args.env_id or (run_config.env.env_id if kind == "trained" else suite.DEFAULT_ENV_ID)
+    num_observations = args.num_observations or run_config.env.num_observations
+    try:
+        rows = suite.run_suite(
+            policy,
+            env_id=env_id,
+            tests=tests,
+            baselines=baselines,
+            episodes=args.episodes,
+            seed_offset=args.seed_offset,
+            num_envs=args.num_envs,
+            num_observations=num_observations,
+            greedy=args.greedy,
+            progress=True,
+        )
+    except ValueError as error:
+        raise SystemExit(f"ppo-grounding evaluate: {error}") from None
+    last_seed = args.seed_offset + args.episodes - 1
+    heading = (
+        "# Generalisation suite\n\n"
+        f"Model `{args.checkpoint}` ({'trained' if kind == 'trained' else 'untrained: zero-shot'}); "
+        f"suite env `{env_id}`; {args.episodes} episodes per test and agent, seeds "
+        f"{args.seed_offset}-{last_seed}; actions {'greedy' if args.greedy else 'sampled'}; "
+        f"{num_observations} observation(s) per prompt. Success: return > 0, with its 95% "
+        "Wilson interval.\n\n" + suite.describe_tests(tests)
+    )
+    md, table = suite.write_tables(rows, args.out, heading=heading)
+    print(suite.markdown_table(rows))
+    print(f"wrote {md} and {table}")
+
+
+def replay(argv: list[str]) -> None:
+    args = tyro.cli(ReplayArgs, args=argv, prog="ppo-grounding replay")
+    from . import suite
+    from .replay import replay as write_replays
+
+    try:
+        test = suite.TESTS[suite.resolve_names([args.test or "baseline"], suite.TESTS, "test")[0]]
+        if args.env_id is not None:
+            suite.check_env_id(args.env_id)
+        if args.episodes < 1:
+            raise ValueError(f"--episodes {args.episodes}: replay at least 1 episode")
+    except ValueError as error:
+        raise SystemExit(f"ppo-grounding replay: {error}") from None
+    policy, run_config, kind = _load(args.checkpoint)
+    env_id = test.env_id or args.env_id
+    env_id = env_id or (run_config.env.env_id if kind == "trained" else suite.DEFAULT_ENV_ID)
+    try:
+        suite.check_setup([test], env_id, args.seed_offset, policy)
+    except ValueError as error:
+        raise SystemExit(f"ppo-grounding replay: {error}") from None
+    paths = write_replays(
+        policy,
+        env_id,
+        args.out,
+        episodes=args.episodes,
+        seed_offset=args.seed_offset,
+        num_observations=args.num_observations or run_config.env.num_observations,
+        greedy=args.greedy,
+        max_steps=args.max_steps,
+        fps=args.fps,
+        title=args.checkpoint if args.test is None else f"{args.checkpoint}, test {test.name}",
+        progress=True,
+        **test.evaluate_kwargs(),
+    )
+    for path in paths:
+        print(f"wrote {path}")
+    print(f"wrote {Path(args.out) / 'episodes.csv'}")
 
 
 def plot(argv: list[str]) -> None:
@@ -108,7 +238,7 @@ def plot(argv: list[str]) -> None:
     print(f"wrote {plot_runs(args.runs, args.out)}")
 
 
-COMMANDS = {"train": train, "evaluate": evaluate, "plot": plot}
+COMMANDS = {"train": train, "evaluate": evaluate, "replay": replay, "plot": plot}
 
 
 def main(argv: list[str] | None = None) -> None:

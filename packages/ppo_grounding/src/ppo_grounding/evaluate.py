@@ -244,5 +244,6 @@ def load_policy(source: str | os.PathLike):
         return LLMPolicy(policy_config), config, "untrained"
     except OSError as error:
         raise FileNotFoundError(
-            f"could not load the model {text!r} ({error}): {accepted}."
+            f"{text!r} is no local path, and loading it as a Hugging Face id failed ({error}): "
+            f"{accepted}."
         ) from None

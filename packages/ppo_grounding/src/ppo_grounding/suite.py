@@ -43,6 +43,7 @@ __all__ = [
     "GeneralisationTest",
     "SuiteRow",
     "check_env_id",
+    "check_setup",
     "markdown_table",
     "resolve_names",
     "run_suite",
@@ -188,7 +189,7 @@ class SuiteRow:
     result: EvalResult
 
 
-def _prepare(tests: Sequence[GeneralisationTest], env_id: str, seed: int, policy) -> None:
+def check_setup(tests: Sequence[GeneralisationTest], env_id: str, seed: int, policy) -> None:
     """Build and reset each test's env once, so a bad env or setting fails before the long
     work; check that an action-head policy outputs one logit per action of every env."""
     for test in tests:
@@ -235,7 +236,7 @@ def run_suite(
     chosen = [TESTS[n] for n in test_names]
     for test in chosen:
         check_env_id(test.env(env_id))
-    _prepare(chosen, env_id, seed_offset, policy)
+    check_setup(chosen, env_id, seed_offset, policy)
 
     def make_agent(name: str) -> Agent:
         if name == "random":
