@@ -1,9 +1,14 @@
+import errno
 import json
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
-from llm_policy import OFFLINE_MODELS, offline_model_path
+from llm_policy import OFFLINE_MODELS, atomic, offline, offline_model_path
+from llm_policy.atomic import atomic_directory
 from llm_policy.offline import SPECIAL_TOKENS, build_word_tokenizer, cache_root, vocabulary
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
@@ -88,3 +93,78 @@ def test_stale_build_is_replaced(tmp_path, monkeypatch):
 def test_unknown_offline_name():
     with pytest.raises(KeyError, match="available"):
         offline_model_path("offline-bert")
+
+
+def test_a_build_another_process_published_meanwhile_is_kept(tmp_path, monkeypatch):
+    """Two first uses at once: the one that finishes building second keeps the first's model."""
+    monkeypatch.setenv("LLM_POLICY_CACHE", str(tmp_path))
+    real_build = offline._build
+
+    def build_while_another_process_publishes(spec, out):
+        real_build(spec, out)
+        with atomic_directory(tmp_path / spec.name) as other:
+            real_build(spec, other)
+            (other / "built_by").write_text("the other process")
+
+    monkeypatch.setattr(offline, "_build", build_while_another_process_publishes)
+    path = offline_model_path("offline-gpt2")
+    assert (path / "built_by").read_text() == "the other process"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["offline-gpt2"]  # ours was dropped
+    assert AutoModelForCausalLM.from_pretrained(path).config.n_layer == 2
+
+
+def test_losing_the_first_rename_returns_the_winners_model(tmp_path, monkeypatch):
+    """Both saw no model and both rename at once: the loser's rename fails on the winner's
+    directory, and the loser returns that (complete) model instead of failing."""
+    monkeypatch.setenv("LLM_POLICY_CACHE", str(tmp_path))
+    real_build = offline._build
+
+    def rename_after_the_winner(tmp, final):
+        winner = tmp_path / ".winner"
+        winner.mkdir()
+        real_build(OFFLINE_MODELS[final.name], winner)
+        os.rename(winner, final)
+        raise OSError(errno.ENOTEMPTY, os.strerror(errno.ENOTEMPTY), str(final))
+
+    monkeypatch.setattr(atomic, "_publish_directory", rename_after_the_winner)
+    path = offline_model_path("offline-gpt2")
+    assert json.loads((path / "llm_policy_offline.json").read_text())["name"] == "offline-gpt2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["offline-gpt2"]
+
+
+@pytest.mark.slow
+def test_two_processes_building_at_once_both_get_a_valid_model(tmp_path):
+    script = (
+        "import os, sys, time\n"
+        "from pathlib import Path\n"
+        "from llm_policy import offline_model_path\n"
+        "from transformers import AutoModelForCausalLM\n"
+        "root = Path(sys.argv[1])\n"
+        "(root / f'ready-{os.getpid()}').touch()\n"
+        "while not (root / 'go').exists():\n"
+        "    time.sleep(0.005)\n"
+        "path = offline_model_path('offline-gpt2')\n"
+        "model = AutoModelForCausalLM.from_pretrained(path)\n"
+        "print('OK', sum(p.numel() for p in model.parameters()))\n"
+    )
+    env = {**os.environ, "LLM_POLICY_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("ready-*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)  # both have imported torch and transformers: release them together
+    (tmp_path / "go").touch()
+    results = [w.communicate(timeout=120) for w in workers]
+    for worker, (_, stderr) in zip(workers, results, strict=True):
+        assert worker.returncode == 0, stderr[-2000:]
+    counts = {stdout.split()[-1] for stdout, _ in results}
+    assert len(counts) == 1 and int(counts.pop()) > 0
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["offline-gpt2"]

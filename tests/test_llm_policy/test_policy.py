@@ -6,7 +6,7 @@ import pickle
 import pytest
 import torch
 from llm_policy import ENGLISH_ACTION_NAMES, LLMPolicy, PolicyConfig, PolicyOutput, build_prompt
-from llm_policy.scorer import naive_scores
+from llm_policy.reference import naive_scores
 
 ACTIONS = list(ENGLISH_ACTION_NAMES)
 

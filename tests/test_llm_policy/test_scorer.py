@@ -9,10 +9,10 @@ from llm_policy import (
     ActionScorer,
     PromptTruncationWarning,
     build_prompt,
-    naive_scores,
-    padded_batch_scores,
 )
+from llm_policy.batching import length_groups
 from llm_policy.loading import load_model_and_tokenizer
+from llm_policy.reference import naive_scores, padded_batch_scores
 
 KINDS = ("t5", "flan-t5", "gpt2", "llama", "qwen2")
 FAST = {
@@ -298,10 +298,12 @@ def test_length_bucketing_keeps_order_values_and_gradients(tiny_model_dir, kind)
     model.eval()
     one = ActionScorer(model, tok, length_bucketing=False)
     split = ActionScorer(model, tok)
-    split._call_cost_tokens = 0.0  # as for a large model: every length gets its own group
+    split.call_cost_tokens = 0.0  # as for a large model: every length gets its own group
     prompts = make_prompts()
-    assert len(split._length_groups(split.tokenize(prompts, CANDIDATES))) > 1
-    assert len(one._length_groups(one.tokenize(prompts, CANDIDATES))) == 1
+    batch = split.tokenize(prompts, CANDIDATES)
+    groups = length_groups(batch, call_cost_tokens=0.0, packs_candidates=kind == "gpt2")
+    assert len(groups) > 1 and sorted(i for g in groups for i in g) == list(range(len(prompts)))
+    assert length_groups(batch, call_cost_tokens=1e9, packs_candidates=False) == [[0, 1, 2, 3]]
     a = one.score(prompts, CANDIDATES)
     b = split.score(prompts, CANDIDATES)
     finite_close(b.scores.detach(), a.scores.detach())

@@ -22,13 +22,7 @@ from .prompt import (
     PromptTemplate,
     build_prompt,
 )
-from .scorer import (
-    ActionScorer,
-    PromptTruncationWarning,
-    ScoreOutput,
-    naive_scores,
-    padded_batch_scores,
-)
+from .scorer import ActionScorer, PromptTruncationWarning, ScoreOutput, UnknownWordWarning
 from .value_head import ActionHead, ValueHead
 
 __version__ = "0.1.0"
@@ -50,9 +44,9 @@ __all__ = [
     "PromptTemplate",
     "PromptTruncationWarning",
     "ScoreOutput",
+    "UnknownWordWarning",
     "ValueHead",
+    "__version__",
     "build_prompt",
-    "naive_scores",
     "offline_model_path",
-    "padded_batch_scores",
 ]

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from .offline import OFFLINE_MODELS, offline_model_path, quiet_progress_bars
+from .tied_weights import protect_untied_output_head, quiet_tie_warning
 
 __all__ = [
     "DTYPES",
@@ -29,7 +28,8 @@ __all__ = [
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
-# LoRA targets per model_type: SPEC 2.3 (q/v projections). Other types fall back to peft's table.
+# LoRA targets per model_type: the attention's query and value projections, as in the LoRA paper
+# and GLAM's LoRA examples. Other types fall back to peft's table.
 _LORA_TARGETS: dict[str, tuple[str, ...]] = {
     "t5": ("q", "v"),
     "mt5": ("q", "v"),
@@ -96,59 +96,6 @@ def resolve_model_source(name: str) -> str:
     return name
 
 
-class _DropTieWarning(logging.Filter):
-    # transformers warns when a checkpoint's lm_head differs from its embeddings while the config
-    # says "tied" (every Flan-T5 since T5Config forces tie_word_embeddings=True). That is the
-    # expected case for us, and protect_untied_output_head() keeps the head untied afterwards.
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "present in the checkpoints with different values" not in record.getMessage()
-
-
-@contextmanager
-def _quiet_tie_warning():
-    logger = logging.getLogger("transformers.modeling_utils")
-    flt = _DropTieWarning()
-    logger.addFilter(flt)
-    try:
-        yield
-    finally:
-        logger.removeFilter(flt)
-
-
-def _output_weight_name(model) -> str | None:
-    out = model.get_output_embeddings()
-    if out is None:
-        return None
-    for name, param in model.named_parameters(remove_duplicate=False):
-        if param is out.weight:
-            return name
-    return None
-
-
-def protect_untied_output_head(model) -> bool:
-    """If the output head has its own weight, stop later `tie_weights()` calls from tying it.
-
-    T5Config (transformers 5) always says `tie_word_embeddings=True`, also for Flan-T5, whose
-    checkpoints carry a separate `lm_head.weight`. Loading keeps that weight (it differs from the
-    embeddings), but any later `model.tie_weights()` (e.g. from `resize_token_embeddings`) would
-    silently replace it by the input embeddings. Returns True when the head is untied.
-    """
-    out = model.get_output_embeddings()
-    inp = model.get_input_embeddings()
-    if out is None or inp is None or out.weight is inp.weight:
-        return False
-    head_name = _output_weight_name(model) or "lm_head.weight"
-    tied = dict(getattr(model, "_tied_weights_keys", None) or {})
-    if head_name in tied:
-        tied.pop(head_name)
-        # instance attribute: shadows the class mapping that tie_weights() recomputes from
-        model._tied_weights_keys = tied
-    all_tied = getattr(model, "all_tied_weights_keys", None)
-    if isinstance(all_tied, dict):
-        all_tied.pop(head_name, None)
-    return True
-
-
 def _disable_dropout(config) -> None:
     for key, value in list(config.to_dict().items()):
         if ("dropout" in key or "pdrop" in key) and isinstance(value, float) and value > 0:
@@ -189,7 +136,7 @@ def load_model_and_tokenizer(
         kwargs["attn_implementation"] = attn_implementation
     offline = name in OFFLINE_MODELS or (Path(source) / "llm_policy_offline.json").is_file()
     quiet = quiet_progress_bars() if offline else contextlib.nullcontext()
-    with _quiet_tie_warning(), quiet:
+    with quiet_tie_warning(), quiet:
         try:
             model = auto_cls.from_pretrained(source, **kwargs)
         except OSError as err:

@@ -5,7 +5,9 @@ tokenizer (Hugging Face `tokenizers`) over the BabyAI-Text vocabulary in `data/b
 The first use writes an ordinary Hugging Face model directory (config.json, model.safetensors,
 tokenizer.json) under the cache root; from then on the model loads through the same
 `AutoModel*.from_pretrained` path as any checkpoint. Builds are deterministic (fixed seed) and
-atomic (temporary directory + rename), so concurrent first uses cannot leave a half-written model.
+published with `atomic.atomic_directory`, so a reader never sees a half-written model; processes
+that build the same model at once each end with a complete one (whichever rename lands last
+replaces an identical copy).
 
 Cache root: `$LLM_POLICY_CACHE`, else `~/.cache/llm_policy`; a model lives in `<root>/<name>`.
 """
@@ -15,15 +17,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
-import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+
+from .atomic import atomic_directory
+from .tied_weights import protect_untied_output_head
 
 __all__ = [
     "OFFLINE_MODELS",
@@ -40,6 +43,7 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(4)
 _BUILD_INFO = "llm_policy_offline.json"
 # Bump when the build procedure changes in a way the spec hash does not capture.
 _BUILDER_VERSION = 1
+_PUBLISH_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,7 @@ def build_word_tokenizer(model_max_length: int = 1024):
 
 
 @contextmanager
-def quiet_progress_bars():
+def quiet_progress_bars() -> Iterator[None]:
     """No transformers progress bars for the offline models' millisecond saves and loads."""
     from transformers.utils import logging as hf_logging
 
@@ -172,6 +176,10 @@ def cache_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "llm_policy"
 
 
+class _PublishedMeanwhile(Exception):
+    """Another process published the same build while ours ran: keep theirs, drop ours."""
+
+
 def offline_model_path(name: str) -> Path:
     """Directory of the offline model `name`, built on first use (or when its spec changed)."""
     if name not in OFFLINE_MODELS:
@@ -180,14 +188,26 @@ def offline_model_path(name: str) -> Path:
     final = cache_root() / name
     if _is_current(final, spec):
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=final.parent))
-    try:
-        _build(spec, tmp)
-        _publish(tmp, final, spec)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    error = None
+    for _ in range(_PUBLISH_ATTEMPTS):
+        try:
+            # marker: a directory there without our build info is not ours, and is never replaced
+            with atomic_directory(final, marker=_BUILD_INFO) as tmp:
+                _build(spec, tmp)
+                if _is_current(final, spec):
+                    raise _PublishedMeanwhile
+            return final
+        except _PublishedMeanwhile:
+            return final
+        except OSError as err:
+            # Two first renames at once: the later one fails on the directory the other put
+            # there. A stale build that another process moved aside can also vanish under us.
+            if _is_current(final, spec):
+                return final
+            error = err
+    raise RuntimeError(
+        f"could not write the offline model to {final} ({error}); is it writable?"
+    ) from error
 
 
 def _is_current(path: Path, spec: OfflineModelSpec) -> bool:
@@ -196,27 +216,6 @@ def _is_current(path: Path, spec: OfflineModelSpec) -> bool:
     except (OSError, ValueError):
         return False
     return info.get("spec_hash") == spec.spec_hash()
-
-
-def _publish(tmp: Path, final: Path, spec: OfflineModelSpec) -> None:
-    """Move a finished build into place; another process may have published first."""
-    for _ in range(3):
-        if not final.exists():
-            try:
-                os.rename(tmp, final)
-                return
-            except OSError:
-                pass  # lost a race with a concurrent build: check what it left
-        if _is_current(final, spec):
-            return
-        # A stale build (older spec): move it aside, then retry.
-        old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-        try:
-            os.rename(final, old)
-            shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            pass
-    raise RuntimeError(f"could not write the offline model to {final}; is it writable?")
 
 
 def _build(spec: OfflineModelSpec, out: Path) -> None:
@@ -244,8 +243,6 @@ def _build(spec: OfflineModelSpec, out: Path) -> None:
             head = torch.nn.Linear(d, vocab_size, bias=False)
             torch.nn.init.normal_(head.weight, std=d**-0.5)
             model.lm_head = head
-            from .loading import protect_untied_output_head
-
             protect_untied_output_head(model)
         elif spec.architecture == "gpt2":
             config = GPT2Config(
