@@ -55,12 +55,16 @@ def test_observation_and_info(make):
     assert obs["text"].splitlines() == info["descriptions"]
     assert obs["text"] == "\n".join(info["descriptions"])
     assert info["num_dists"] == 8
+    assert info["mission_en"] == obs["mission"]
     for action in [0, 2, 2, 1, 3, 4, 5]:
         obs, reward, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            break
         assert obs["text"].splitlines() == info["descriptions"]
         assert obs in space
         assert isinstance(reward, float)
         assert "task" not in info  # only the Mixed levels draw a task
+        assert info["mission_en"] == obs["mission"]
 
 
 def test_empty_description_is_an_empty_string(make):
@@ -116,7 +120,9 @@ def test_action_names(make, kwargs, names):
     ] == list(range(6))
 
 
-@pytest.mark.parametrize("action", [6, -1, 2.0, "go forward", None, np.float32(1)])
+@pytest.mark.parametrize(
+    "action", [6, -1, 2.0, "go forward", None, np.float32(1), True, np.bool_(False)]
+)
 def test_invalid_actions_get_a_clear_error(action):
     env = BabyAITextEnv("minigrid.envs.babyai:GoToLocal")
     env.reset(seed=0)
@@ -125,7 +131,7 @@ def test_invalid_actions_get_a_clear_error(action):
         env.step(action)
 
 
-@pytest.mark.parametrize("action", [np.int64(2), np.array(2), True])
+@pytest.mark.parametrize("action", [np.int64(2), np.array(2), np.uint8(1)])
 def test_integer_like_actions(action):
     env = BabyAITextEnv("minigrid.envs.babyai:GoToLocal")
     env.reset(seed=0)
@@ -136,6 +142,85 @@ def test_step_before_reset():
     env = BabyAITextEnv("minigrid.envs.babyai:GoToLocal")
     with pytest.raises(gym.error.ResetNeeded):
         env.step(0)
+
+
+@pytest.mark.parametrize("end", ["terminated", "truncated"])
+def test_stepping_an_ended_episode_needs_a_reset(make, end):
+    env = make("BabyAI-Text-GoToLocal-v0")
+    env.reset(seed=0)
+    if end == "truncated":
+        env.unwrapped.max_steps = 3
+    done = False
+    while not done:
+        action = env.unwrapped.expert_action() if end == "terminated" else 0
+        _, reward, terminated, truncated, _ = env.step(action)
+        done = terminated or truncated
+    assert (terminated, truncated) == ((True, False) if end == "terminated" else (False, True))
+    with pytest.raises(gym.error.ResetNeeded, match="episode has ended"):
+        env.step(0)
+    env.reset(seed=1)
+    env.step(0)  # a reset starts the next one
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"symbolic": "no"}, "symbolic must be True or False"),
+        ({"symbolic": 1}, "symbolic must be True or False"),
+        ({"agent_view_size": 6}, "agent_view_size must be an odd int >= 3"),
+        ({"agent_view_size": True}, "agent_view_size must be an odd int >= 3"),
+        ({"agent_view_size": 7.0}, "agent_view_size must be an odd int >= 3"),
+        ({"extra_actions": "sleep"}, "extra_actions must be a sequence of non-empty phrases"),
+        ({"extra_actions": ("sleep", "sleep")}, "repeats action phrases"),
+        ({"extra_actions": ("toggle",)}, "repeats action phrases"),
+    ],
+)
+def test_keywords_are_validated(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        BabyAITextEnv("minigrid.envs.babyai:GoToLocal", **kwargs)
+
+
+def test_a_room_too_small_for_its_objects_is_refused_at_construction():
+    # 8 objects in a 5x5 room (9 free cells) would make every reset spin forever
+    with pytest.raises(ValueError, match=r"num_dists must be an int in \[0, 3\] for GoToLocal"):
+        BabyAITextEnv("minigrid.envs.babyai:GoToLocal", room_size=5)
+    with pytest.raises(ValueError, match=r"in \[0, 4\] for MixedTrainLocal"):
+        gym.make("BabyAI-Text-MixedTrainLocal-v0", room_size=6)
+    env = BabyAITextEnv("minigrid.envs.babyai:GoToLocal", room_size=5, num_dists=3)
+    env.reset(seed=0)  # within the bound: generates
+
+
+def test_agent_view_size_keyword(make):
+    env = make("BabyAI-Text-GoToLocal-v0", agent_view_size=5, symbolic=True)
+    obs, info = env.reset(seed=0)
+    assert obs["image"].shape == (5, 5, 3) and obs in env.observation_space
+    assert info["descriptions"] == babyai_text.describe_view(obs["image"])
+
+
+def test_extra_actions_are_done_and_change_nothing(make):
+    env = make("BabyAI-Text-GoToLocal-v0", extra_actions=("sleep", "think"))
+    assert env.action_space == spaces.Discrete(8)
+    assert env.unwrapped.action_names == [*ACTION_NAMES["en"], "sleep", "think"]
+    assert make("BabyAI-Text-GoToLocal-v0").action_space == spaces.Discrete(6)  # the default
+    obs, _ = env.reset(seed=3)
+    level = env.unwrapped.level
+    for action in (6, 7, 6):
+        before = (level.agent_pos, level.agent_dir, level.carrying, level.grid.encode().tobytes())
+        obs2, reward, terminated, truncated, _ = env.step(action)
+        assert env.unwrapped.last_action == 6  # minigrid's `done`
+        after = (level.agent_pos, level.agent_dir, level.carrying, level.grid.encode().tobytes())
+        assert after == before and obs2 == obs and reward == 0.0
+        assert not terminated and not truncated
+    # the expert follows: a whole episode with useless actions mixed in still succeeds
+    done, t = False, 0
+    while not done:
+        suggested = env.unwrapped.expert_action()  # asked every step, followed 2 times in 3
+        action = suggested if t % 3 else 7
+        _, reward, terminated, truncated, _ = env.step(action)
+        done, t = terminated or truncated, t + 1
+    assert terminated and reward > 0
+    with pytest.raises(ValueError, match=r"expected an int in \[0, 8\).*7='think'"):
+        env.unwrapped.step(8)
 
 
 def test_french_observation(make):

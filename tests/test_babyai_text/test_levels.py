@@ -77,6 +77,10 @@ def test_train_and_test_held_out_pairs_never_overlap(make):
     assert used == HELD_OUT_PAIRS
 
 
+def agent_room(level):
+    return level.room_from_pos(*level.agent_pos)
+
+
 @pytest.mark.parametrize(
     "task, max_steps, width",
     [
@@ -92,21 +96,146 @@ def test_mixed_layout_and_time_limit_per_task(make, task, max_steps, width):
     for seed in range(20):
         env.reset(seed=seed)
         level = env.unwrapped.level
-        assert level.max_steps == max_steps
+        assert level.max_steps == max_steps == env.unwrapped.max_steps
         assert level.grid.width == width
-        objs = room_objects(level)
-        assert len(objs) == 8  # num_dists counts every object of the agent's room
         doors = [level.grid.get(7, y) for y in range(1, 7)]
         doors = [d for d in doors if d is not None and d.type == "door"]
         if task == "open":
             (door,) = doors
             assert door.is_locked
-            assert any(o.type == "key" and o.color == door.color for o in objs)
-            assert env.unwrapped.mission == f"open the {door.color} door"
             assert door.color not in ("red", "grey")  # held out for the test set
-            assert level.get_room(0, 0).pos_inside(*level.agent_pos)
         else:
             assert not doors
+
+
+# objects a task kind places besides its `num_dists` distractors (the original's rule)
+EXTRA_OBJECTS = {"goto": 1, "pickup": 1, "putnext": 2, "open": 1, "pickup_then_goto": 2}
+
+
+@pytest.mark.parametrize("num_dists", [0, 2, 8])
+@pytest.mark.parametrize("split", ["Train", "Test"])
+def test_object_counts_per_task_kind(make, num_dists, split):
+    env = make(f"BabyAI-Text-Mixed{split}Local-v0", num_dists=num_dists)
+    seen = Counter()
+    for seed in range(150):
+        _, info = env.reset(seed=seed)
+        level, task = env.unwrapped.level, info["task"]
+        seen[task] += 1
+        room = agent_room(level)
+        objs = [level.grid.get(x, y) for x in range(level.width) for y in range(level.height)]
+        objs = [o for o in objs if o is not None and o.type in ("key", "ball", "box")]
+        # every object stands in the agent's room, and there are num_dists + the task's own
+        assert all(room.pos_inside(*o.cur_pos) for o in objs)
+        assert len(objs) == len(room.objs) == num_dists + EXTRA_OBJECTS[task], (seed, task)
+        if task == "open":
+            (door,) = [d for d in room.doors if d is not None]
+            assert door.is_locked and level.num_cols == 2
+            assert any(o.type == "key" and o.color == door.color for o in objs)
+            other = level.get_room(1 - room.top[0] // 7, 0)
+            assert other is not room and not other.objs  # the locked room is empty
+            assert door.color in (
+                ("red", "grey") if split == "Test" else ("yellow", "green", "blue", "purple")
+            )
+        else:
+            assert level.num_cols == 1
+    assert set(seen) == set(MIXED_TASKS)
+
+
+@pytest.mark.parametrize(
+    "env_id, extra",
+    [
+        ("PickUpSeqGoToLocal", 2),
+        ("PickUpThenGoToLocal", 2),
+        ("GoToAfterPickUpLocal", 2),
+        ("PickUpSeqPickUpLocal", 2),
+        ("PickupLocal", 0),  # the original's level-generator level: num_dists is every object
+    ],
+)
+@pytest.mark.parametrize("num_dists", [0, 2, 8])
+def test_object_counts_of_the_single_task_levels(make, env_id, extra, num_dists):
+    if env_id == "PickupLocal" and num_dists == 0:
+        with pytest.raises(ValueError, match=r"num_dists must be an int in \[1, 14\]"):
+            make(f"BabyAI-Text-{env_id}-v0", num_dists=0)
+        return
+    env = make(f"BabyAI-Text-{env_id}-v0", num_dists=num_dists)
+    for seed in range(40):
+        env.reset(seed=seed)
+        level = env.unwrapped.level
+        assert len(room_objects(level)) == num_dists + extra
+        # the named objects are among them
+        present = {(o.color, o.type) for o in room_objects(level)}
+        assert set(named_pairs(level.instrs)) <= present
+
+
+def test_open_mission_names_the_colour_half_the_time_at_train_time_always_at_test(make):
+    named = Counter()
+    for split in ("Train", "Test"):
+        env = make(f"BabyAI-Text-Mixed{split}Local-v0", tasks=("open",))
+        sides = set()
+        for seed in range(200):
+            obs, _ = env.reset(seed=seed)
+            level = env.unwrapped.level
+            (door,) = [d for d in agent_room(level).doors if d is not None]
+            assert obs["mission"] in ("open the door", f"open the {door.color} door")
+            named[split] += obs["mission"] != "open the door"
+            sides.add(agent_room(level).top)
+        assert sides == {(0, 0), (7, 0)}  # the locked room is either one
+    assert 70 <= named["Train"] <= 130 and named["Test"] == 200
+
+
+@pytest.mark.parametrize("num_dists", [0, 2, 8])
+def test_excluded_pairs_per_split(make, num_dists):
+    for env_id, split in [
+        ("MixedTrainLocal", "train"),
+        ("MixedTestLocal", "test"),
+        ("PickUpSeqGoToLocal", "train"),
+        ("PickUpSeqPickUpLocal", "train"),
+    ]:
+        env = make(f"BabyAI-Text-{env_id}-v0", num_dists=num_dists)
+        for seed in range(60):
+            env.reset(seed=seed)
+            pairs = [p for p in named_pairs(env.unwrapped.level.instrs) if p[0] is not None]
+            if split == "train":
+                assert not set(pairs) & HELD_OUT_PAIRS, env.unwrapped.mission
+            else:
+                assert set(pairs) <= HELD_OUT_PAIRS, env.unwrapped.mission
+
+
+def test_targets_are_drawn_among_the_objects_so_duplicates_get_a(make):
+    env = make("BabyAI-Text-MixedTrainLocal-v0", tasks=("pickup_then_goto",), num_dists=12)
+    forms = Counter()
+    for seed in range(150):
+        env.reset(seed=seed)
+        (a, b) = named_pairs(env.unwrapped.level.instrs)
+        count = Counter((o.color, o.type) for o in room_objects(env.unwrapped.level))
+        # a second target repeats the first only when the room holds two of them
+        assert a != b or count[a] >= 2
+        forms[a == b] += 1
+    assert forms[True] > 0 and forms[False] > 0
+
+
+def test_task_kind_in_the_original_spelling(make):
+    env = make("BabyAI-Text-MixedTrainLocal-v0")
+    spelled = {}
+    for seed in range(80):
+        _, info = env.reset(seed=seed)
+        spelled[info["task"]] = env.unwrapped.action_kinds
+    assert spelled == {
+        "goto": ["goto"],
+        "pickup": ["pickup"],
+        "putnext": ["putnext"],
+        "open": ["open"],
+        "pickup_then_goto": ["pick up seq go to"],
+    }
+    # harnesses written for the original select a task by that name
+    for name in ("pick up seq go to", "pick_up_seq_go_to"):
+        env = make("BabyAI-Text-MixedTestLocal-v0", tasks=[name])
+        env.reset(seed=0)
+        assert env.unwrapped.task == "pickup_then_goto"
+    env = make("BabyAI-Text-PickUpSeqPickUpLocal-v0")
+    env.reset(seed=0)
+    assert env.unwrapped.action_kinds == ["pick up seq pick up"]
+    assert make("BabyAI-Text-GoToLocal-v0").unwrapped.action_kinds is None
 
 
 @pytest.mark.parametrize(
@@ -135,7 +264,6 @@ def test_paper_level_missions(make, env_id, pattern):
     for seed in range(50):
         obs, _ = env.reset(seed=seed)
         assert re.match(pattern, obs["mission"]), obs["mission"]
-        assert len(room_objects(env.unwrapped.level)) == 8
 
 
 def test_pickup_seq_goto_uses_both_forms(make):
@@ -158,15 +286,15 @@ def test_articles_follow_duplicates(make):
     assert seen == {True, False}
 
 
-@pytest.mark.parametrize("num_dists", [2, 5, 12])
+@pytest.mark.parametrize("num_dists", [0, 5, 12])
 def test_num_dists_keyword(make, num_dists):
-    env = make("BabyAI-Text-MixedTrainLocal-v0", num_dists=num_dists)
+    env = make("BabyAI-Text-MixedTrainLocal-v0", num_dists=num_dists, tasks=("goto",))
     obs, info = env.reset(seed=0)
     assert info["num_dists"] == num_dists == env.unwrapped.num_dists
     assert env.spec.kwargs["num_dists"] == num_dists
     for seed in range(10):
         env.reset(seed=seed)
-        assert len(room_objects(env.unwrapped.level)) == num_dists
+        assert len(room_objects(env.unwrapped.level)) == num_dists + 1
 
 
 def test_num_dists_on_minigrid_levels(make):
@@ -179,8 +307,9 @@ def test_num_dists_on_minigrid_levels(make):
     "env_id, kwargs, match",
     [
         ("BabyAI-Text-PickupLocal-v0", {"num_dists": 0}, r"num_dists must be an int in \[1, 14\]"),
-        ("BabyAI-Text-PickUpSeqGoToLocal-v0", {"num_dists": 1}, r"in \[2, 14\]"),
-        ("BabyAI-Text-MixedTrainLocal-v0", {"num_dists": max_num_dists(8) + 1}, r"in \[2, 14\]"),
+        ("BabyAI-Text-PickUpSeqGoToLocal-v0", {"num_dists": -1}, r"non-negative int"),
+        ("BabyAI-Text-PickUpSeqGoToLocal-v0", {"num_dists": 13}, r"in \[0, 12\]"),
+        ("BabyAI-Text-MixedTrainLocal-v0", {"num_dists": max_num_dists(8) - 1}, r"in \[0, 12\]"),
         ("BabyAI-Text-PickupLocal-v0", {"num_dists": 2.5}, "num_dists must be"),
         ("BabyAI-Text-GoToLocal-v0", {"num_dists": -1}, "non-negative int"),
         ("BabyAI-Text-GoToLocal-v0", {"num_dists": 40}, r"in \[0, 14\] for GoToLocal"),
@@ -199,7 +328,7 @@ def test_num_dists_on_minigrid_levels(make):
             "BabyAI-Text-MixedTrainLocal-v0",
             {"tasks": ("goto", "fly")},
             r"tasks must be a non-empty subset of \('goto', 'pickup', 'putnext', 'open', "
-            r"'pickup_then_goto'\)",
+            r"'pickup_then_goto'\) \(or their original spellings",
         ),
         ("BabyAI-Text-MixedTrainLocal-v0", {"tasks": ()}, "non-empty subset"),
         (

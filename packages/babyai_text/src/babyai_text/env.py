@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import operator
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -15,12 +16,18 @@ from minigrid.envs.babyai.core.levelgen import LevelGen
 from minigrid.envs.babyai.core.roomgrid_level import RoomGridLevel
 
 from babyai_text.describe import describe_view
+from babyai_text.expert import Expert
 from babyai_text.levels import LocalLevel, MixedLocal, max_num_dists
 from babyai_text.lexicon import ACTION_NAMES, LANGUAGES, NUM_ACTIONS, charset
 from babyai_text.missions import render_mission
 from babyai_text.spaces import TextSpace
 
-__all__ = ["BabyAITextEnv", "MISSION_MAX_LENGTH"]
+__all__ = [
+    "BabyAITextEnv",
+    "LEVEL_ATTRIBUTES",
+    "MISSION_MAX_LENGTH",
+    "SETTABLE_LEVEL_ATTRIBUTES",
+]
 
 MISSION_MAX_LENGTH = 1024
 """`max_length` of the mission Text space (the longest BossLevel mission in French is ~400)."""
@@ -39,6 +46,37 @@ def _load(entry: str | type) -> type:
     return entry
 
 
+_BOOL_KEYWORDS = ("symbolic",)
+
+
+class _FromLevel:
+    """An attribute of `BabyAITextEnv` that is the level's attribute of the same name.
+
+    Reading gives `env.level.<name>` (methods come back bound to the level); writing, where
+    `settable`, sets it on the level, so a tool that sets `env.unwrapped.max_steps` changes the
+    episode's time limit.
+    """
+
+    def __init__(self, settable: bool = False):
+        self.settable = settable
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, env: BabyAITextEnv | None, owner: type | None = None) -> Any:
+        if env is None:
+            return self
+        return getattr(env.level, self.name)
+
+    def __set__(self, env: BabyAITextEnv, value: Any) -> None:
+        if not self.settable:
+            raise AttributeError(
+                f"{self.name} is read-only here; set it on env.unwrapped.level if you must"
+            )
+        setattr(env.level, self.name, value)
+
+
 class BabyAITextEnv(gym.Env):
     """A BabyAI level (minigrid's or one of the paper's) whose agent reads and acts through text.
 
@@ -54,7 +92,8 @@ class BabyAITextEnv(gym.Env):
 
     minigrid's mission string ("go to the red ball", "pick up the blue key, then go to a green
     box"), or its French translation with `language="fr"` ("va vers la balle rouge"), rendered
-    from the same instruction tree for every task kind.
+    from the same instruction tree for every task kind. `info["mission_en"]` always holds the
+    English one.
 
     ## Action Space
 
@@ -71,17 +110,19 @@ class BabyAITextEnv(gym.Env):
 
     `env.unwrapped.action_names` lists the phrases of the variant chosen with `action_names=`
     (default: the `language`); `babyai_text.ACTION_NAMES` holds all of them. Anything but an
-    integer in [0, 6) raises a ValueError.
+    integer in range raises a ValueError. `extra_actions=("sleep", "think")` (the original's
+    action-space experiment) appends useless phrases: the space grows to `Discrete(6 + k)` and
+    every index from 6 on executes minigrid's `done`, which changes nothing but the step count.
 
     ## Observation
 
     `Dict(mission=Text, text=Text)`: the mission, and the description of the agent's 7x7 view
-    (SPEC 1.3, `babyai_text.describe`), one sentence per line (`obs["text"].splitlines()` gives
+    (`babyai_text.describe`), one sentence per line (`obs["text"].splitlines()` gives
     `info["descriptions"]` back; "" when there is nothing to describe). With `symbolic=True` it
     also holds minigrid's `image` (7x7x3 uint8) and `direction` (Discrete(4)) for symbolic
-    baselines. `info["descriptions"]` is the list of sentences at reset and at every step; the
-    Mixed levels add `info["task"]` (the task kind drawn at reset), and the reset info holds
-    `num_dists` when the level has one.
+    baselines and minigrid's image wrappers. `info` holds `descriptions` and `mission_en` at reset
+    and at every step; the Mixed levels add `task` (the kind drawn at reset), and the reset info
+    holds `num_dists` when the level has one.
 
     ## Rewards
 
@@ -90,27 +131,86 @@ class BabyAITextEnv(gym.Env):
     ## Termination
 
     `terminated` when the mission succeeds (or fails, for minigrid's strict "Debug" levels);
-    `truncated` at `max_steps` (BabyAI's: 64 per room-sized navigation in an 8x8 room).
+    `truncated` at `max_steps` (BabyAI's: 64 per room-sized navigation in an 8x8 room). The
+    limit is computed by the level at every reset (it depends on the mission), so
+    `env.spec.max_episode_steps` is None and the limit is `env.unwrapped.max_steps`
+    (`envs.get_attr("max_steps")` for vector envs). Stepping an ended episode raises
+    `gymnasium.error.ResetNeeded`.
+
+    ## Using it from minigrid's tools
+
+    `env.unwrapped` answers what tools read off a minigrid env's `unwrapped`: the state
+    (`agent_pos`, `agent_dir`, `carrying`, `grid`, `instrs`, `step_count`, `max_steps`, `width`,
+    `height`, `agent_view_size`, `actions`, `front_pos`, `dir_vec`, `right_vec`, `highlight`,
+    `tile_size`, `agent_pov`, ...) and the methods (`get_frame`, `get_pov_render`,
+    `gen_obs_grid`, `gen_obs`, `in_view`, `room_from_pos`, ...) are the level's, by explicit
+    delegation: each is a class attribute listed in `LEVEL_ATTRIBUTES` that reads (and for
+    `SETTABLE_LEVEL_ATTRIBUTES` writes) the level's attribute. The level stays one object owned
+    by the env (no second env to keep in sync, as subclassing the level would need for our
+    text observation and action space, and no `__getattr__` that would silently answer typos).
+    `mission`, `render`, `action_space` and `observation_space` stay the text env's own.
+    minigrid's `BabyAIBot(env)`, `ManualControl(env)` and the wrappers of `minigrid.wrappers`
+    that fit a BabyAI level work on our envs (the image ones with `symbolic=True`).
 
     ## Registered IDs
 
     `BabyAI-Text-<Level>-v<N>` for every `BabyAI-<Level>-v<N>` minigrid registers (96 in minigrid
     3.2), and BabyAI-Text-PickupLocal-v0, -PickUpSeqGoToLocal-v0, -PickUpThenGoToLocal-v0,
     -GoToAfterPickUpLocal-v0, -PickUpSeqPickUpLocal-v0, -MixedTrainLocal-v0, -MixedTestLocal-v0.
-    `babyai_text.registered_ids()` lists them.
+    `babyai_text.registered_ids()` lists them; `babyai_text.register_original_ids()` adds the
+    original's IDs without `Text` (`BabyAI-MixedTrainLocal-v0`, ...) on request.
 
     Args:
         level: the minigrid level class, or "module:Class".
         language: "en" or "fr" (descriptions and mission).
         action_names: "en", "fr" or "synonyms"; default: `language`.
-        symbolic: add minigrid's `image` and `direction` to the observation.
-        num_dists: number of objects, for the levels that take it (see `babyai_text.levels`).
-        render_mode: "rgb_array" (minigrid's picture of the whole grid) or "ansi" (mission and
-            descriptions as one string).
+        extra_actions: phrases offered after the 6 real actions; they execute minigrid's `done`.
+        symbolic: add minigrid's `image` and `direction` to the observation (a bool).
+        num_dists: distractors, for the levels that take it (see `babyai_text.levels`).
+        render_mode: "rgb_array" (minigrid's picture of the whole grid), "ansi" (mission and
+            descriptions as one string); `gym.make(..., render_mode="human")` shows the
+            rgb frames in a window (gymnasium's `HumanRendering`).
         **level_kwargs: passed to the level (e.g. `room_size`, `tasks` for the Mixed levels).
     """
 
     metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 10}
+
+    # the level's state and methods, as tools read them off a minigrid env's `unwrapped`
+    agent_pos = _FromLevel(settable=True)
+    agent_dir = _FromLevel(settable=True)
+    carrying = _FromLevel(settable=True)
+    max_steps = _FromLevel(settable=True)
+    highlight = _FromLevel(settable=True)
+    tile_size = _FromLevel(settable=True)
+    agent_pov = _FromLevel(settable=True)
+    grid = _FromLevel()
+    instrs = _FromLevel()
+    step_count = _FromLevel()
+    width = _FromLevel()
+    height = _FromLevel()
+    agent_view_size = _FromLevel()
+    see_through_walls = _FromLevel()
+    actions = _FromLevel()
+    front_pos = _FromLevel()
+    dir_vec = _FromLevel()
+    right_vec = _FromLevel()
+    steps_remaining = _FromLevel()
+    room_size = _FromLevel()
+    num_rows = _FromLevel()
+    num_cols = _FromLevel()
+    get_frame = _FromLevel()
+    get_pov_render = _FromLevel()
+    get_full_render = _FromLevel()
+    gen_obs_grid = _FromLevel()
+    gen_obs = _FromLevel()
+    in_view = _FromLevel()
+    agent_sees = _FromLevel()
+    relative_coords = _FromLevel()
+    get_view_coords = _FromLevel()
+    get_view_exts = _FromLevel()
+    room_from_pos = _FromLevel()
+    get_room = _FromLevel()
+    hash = _FromLevel()
 
     def __init__(
         self,
@@ -118,6 +218,7 @@ class BabyAITextEnv(gym.Env):
         *,
         language: str = "en",
         action_names: str | None = None,
+        extra_actions: Sequence[str] = (),
         symbolic: bool = False,
         num_dists: int | None = None,
         render_mode: str | None = None,
@@ -131,17 +232,28 @@ class BabyAITextEnv(gym.Env):
             raise ValueError(
                 f"action_names must be one of {tuple(ACTION_NAMES)}, got {action_names!r}"
             )
+        extra = _check_extra_actions(extra_actions, ACTION_NAMES[action_names])
+        if not isinstance(symbolic, (bool, np.bool_)):
+            raise ValueError(f"symbolic must be True or False, got {symbolic!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode must be one of {self.metadata['render_modes']} or None, "
                 f"got {render_mode!r}"
             )
         if num_dists is not None and (
-            isinstance(num_dists, bool)
+            isinstance(num_dists, (bool, np.bool_))
             or not isinstance(num_dists, (int, np.integer))
             or num_dists < 0
         ):
             raise ValueError(f"num_dists must be a non-negative int, got {num_dists!r}")
+        view = level_kwargs.get("agent_view_size")
+        if view is not None and (
+            isinstance(view, (bool, np.bool_))
+            or not isinstance(view, (int, np.integer))
+            or view < 3
+            or view % 2 == 0
+        ):
+            raise ValueError(f"agent_view_size must be an odd int >= 3, got {view!r}")
 
         level_cls = _load(level)
         if not (isinstance(level_cls, type) and issubclass(level_cls, RoomGridLevel)):
@@ -160,32 +272,13 @@ class BabyAITextEnv(gym.Env):
                     f"{level_cls.__name__} does not take the keyword(s) {bad}: {error}"
                 ) from error
             raise
-        if (
-            isinstance(self.level, LevelGen)
-            and self.level.num_rows * self.level.num_cols == 1
-            and self.level.locked_room_prob > 0
-        ):
-            # LevelGen would look forever for an inner wall to lock
-            raise ValueError(
-                f"{level_cls.__name__} with a single room needs locked_room_prob=0 "
-                f"(got {self.level.locked_room_prob}): minigrid's LevelGen would loop forever"
-            )
-        if num_dists is not None and not isinstance(self.level, LocalLevel):
-            # minigrid levels (ours check their own range): beyond this bound, rejection
-            # sampling spins for seconds or forever
-            rooms = self.level.num_rows * self.level.num_cols
-            bound = max_num_dists(self.level.room_size, rooms)
-            if num_dists > bound:
-                raise ValueError(
-                    f"num_dists must be an int in [0, {bound}] for {level_cls.__name__} "
-                    f"({rooms} room(s) of size {self.level.room_size}), got {num_dists}"
-                )
+        _check_level(self.level)
 
         self.language = language
         self.action_names_variant = action_names
         self.symbolic = bool(symbolic)
         self.render_mode = render_mode
-        self._action_names = ACTION_NAMES[action_names]
+        self._action_names = tuple(ACTION_NAMES[action_names]) + extra
         self._is_mixed = isinstance(self.level, MixedLocal)
 
         view = self.level.agent_view_size
@@ -199,13 +292,14 @@ class BabyAITextEnv(gym.Env):
             obs_spaces["image"] = self.level.observation_space["image"]
             obs_spaces["direction"] = spaces.Discrete(4)
         self.observation_space = spaces.Dict(obs_spaces)
-        self.action_space = spaces.Discrete(NUM_ACTIONS)
+        self.action_space = spaces.Discrete(len(self._action_names))
 
         self._mission = ""
         self._text = ""
         self.episode_id = 0  # number of resets so far; the expert uses it to spot a new episode
-        self.last_action: int | None = None
-        self._expert = None
+        self.last_action: int | None = None  # minigrid action last executed (6 for extras)
+        self._ended = False
+        self._expert: Expert | None = None
 
     # -- gym API ----------------------------------------------------------------------------------
     def reset(
@@ -222,25 +316,34 @@ class BabyAITextEnv(gym.Env):
             self._mission = render_mission(self.level.instrs, self.language)
         self.episode_id += 1
         self.last_action = None
+        self._ended = False
         observation, info = self._observe(obs)
         if hasattr(self.level, "num_dists"):
             info["num_dists"] = self.level.num_dists
         return observation, info
 
     def step(self, action: int) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        n = len(self._action_names)
         try:
-            a = operator.index(action)
+            a = -1 if isinstance(action, (bool, np.bool_)) else operator.index(action)
         except TypeError:
             a = -1
-        if not 0 <= a < NUM_ACTIONS:
+        if not 0 <= a < n:
             raise ValueError(
-                f"invalid action {action!r}: expected an int in [0, {NUM_ACTIONS}), i.e. "
-                + ", ".join(f"{i}={n!r}" for i, n in enumerate(self._action_names))
+                f"invalid action {action!r}: expected an int in [0, {n}), i.e. "
+                + ", ".join(f"{i}={name!r}" for i, name in enumerate(self._action_names))
             )
         if self.episode_id == 0:
             raise gym.error.ResetNeeded("call reset() before step()")
+        if self._ended:
+            raise gym.error.ResetNeeded(
+                "this episode has ended (terminated or truncated): call reset() before step() "
+                "(vector envs do it for you with autoreset)"
+            )
+        # the extra phrases all execute minigrid's `done`, a no-op in BabyAI
+        self.last_action = a = min(a, NUM_ACTIONS)
         obs, reward, terminated, truncated, _ = self.level.step(a)
-        self.last_action = a
+        self._ended = bool(terminated or truncated)
         observation, info = self._observe(obs)
         return observation, float(reward), terminated, truncated, info
 
@@ -252,7 +355,7 @@ class BabyAITextEnv(gym.Env):
         if self.symbolic:
             observation["image"] = obs["image"]
             observation["direction"] = int(obs["direction"])
-        info: dict[str, Any] = {"descriptions": descriptions}
+        info: dict[str, Any] = {"descriptions": descriptions, "mission_en": self.level.mission}
         if self._is_mixed:
             info["task"] = self.level.task
         return observation, info
@@ -286,17 +389,17 @@ class BabyAITextEnv(gym.Env):
     # -- text-agent helpers -----------------------------------------------------------------------
     @property
     def action_names(self) -> list[str]:
-        """The 6 action phrases; index i is minigrid action i."""
+        """The action phrases; index i is minigrid action i (extra phrases: `done`)."""
         return list(self._action_names)
 
     @property
     def mission(self) -> str:
-        """The current mission, in the env's language."""
+        """The current mission, in the env's language (English: `env.unwrapped.level.mission`)."""
         return self._mission
 
     @property
     def num_dists(self) -> int | None:
-        """Number of objects the level places (None for levels without the keyword)."""
+        """`num_dists` of the level (distractors for the paper's levels), None without one."""
         return getattr(self.level, "num_dists", None)
 
     @property
@@ -304,14 +407,67 @@ class BabyAITextEnv(gym.Env):
         """Task kind of the current episode for the Mixed levels, else None."""
         return self.level.task if self._is_mixed else None
 
+    @property
+    def action_kinds(self) -> list[str] | None:
+        """The paper levels' task kind as the original spelled it (["pick up seq go to"])."""
+        return getattr(self.level, "action_kinds", None)
+
     def expert_action(self) -> int:
         """The action minigrid's BabyAIBot suggests now (see `babyai_text.Expert`).
 
         Call it once per step, whatever action is then taken; works through vector envs as
         `envs.call("expert_action")`.
         """
-        from babyai_text.expert import Expert
-
         if self._expert is None:
             self._expert = Expert(self)
         return self._expert.act()
+
+
+LEVEL_ATTRIBUTES: tuple[str, ...] = tuple(
+    name for name, value in vars(BabyAITextEnv).items() if isinstance(value, _FromLevel)
+)
+"""The level's attributes that `BabyAITextEnv` answers itself (explicit delegation)."""
+
+SETTABLE_LEVEL_ATTRIBUTES: tuple[str, ...] = tuple(
+    name for name in LEVEL_ATTRIBUTES if vars(BabyAITextEnv)[name].settable
+)
+
+
+def _check_extra_actions(extra: Sequence[str], names: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(extra, str) or not all(isinstance(p, str) and p.strip() for p in extra):
+        raise ValueError(
+            f"extra_actions must be a sequence of non-empty phrases, got {extra!r} "
+            "(e.g. extra_actions=('sleep', 'think'))"
+        )
+    extra = tuple(extra)
+    clash = [p for p in extra if p in names or extra.count(p) > 1]
+    if clash:
+        raise ValueError(f"extra_actions repeats action phrases {sorted(set(clash))}")
+    return extra
+
+
+def _check_level(level: RoomGridLevel) -> None:
+    """Refuse the levels whose generation would never return."""
+    name = type(level).__name__
+    if (
+        isinstance(level, LevelGen)
+        and level.num_rows * level.num_cols == 1
+        and level.locked_room_prob > 0
+    ):
+        # LevelGen would look forever for an inner wall to lock
+        raise ValueError(
+            f"{name} with a single room needs locked_room_prob=0 "
+            f"(got {level.locked_room_prob}): minigrid's LevelGen would loop forever"
+        )
+    num_dists = getattr(level, "num_dists", None)
+    if isinstance(num_dists, int) and not isinstance(level, LocalLevel):
+        # minigrid levels (ours check their own range): beyond this bound, rejection
+        # sampling spins for seconds or forever
+        rooms = level.num_rows * level.num_cols
+        bound = max_num_dists(level.room_size, rooms)
+        if num_dists > bound:
+            raise ValueError(
+                f"num_dists must be an int in [0, {bound}] for {name} "
+                f"({rooms} room(s) of size {level.room_size}), got {num_dists}: "
+                "lower num_dists or raise room_size"
+            )

@@ -1,29 +1,41 @@
-"""The paper's own levels (SPEC 1.1), which minigrid lacks, on minigrid's room grid and verifier.
+"""The paper's own levels, which minigrid lacks, on minigrid's room grid and verifier.
 
-All are single 8x8 rooms with `num_dists` objects, except the "open" task of the Mixed levels,
-which adds a second room behind a locked door. Missions always name colour and type
-("pick up the red ball"; "a red ball" when the room holds several), as in the paper.
+They place objects by the rules of the original GLAM level code, so that results on them compare
+with the paper's. `num_dists` counts *distractors*, the objects besides the ones a task needs:
 
-`num_dists` follows minigrid's `GoToLocal`/`LevelGen` convention: it counts every object placed
-in the agent's room, the ones the mission names (and the key of the "open" task) included. The
-paper used 8; a smaller number makes results incomparable, so the env reports it
-(`info["num_dists"]` at reset, `env.spec.kwargs`).
+| task kind (`info["task"]`) | original spelling (`action_kinds`) | objects in the agent's room |
+|---|---|---|
+| `goto`, `pickup` | "goto", "pickup" | `num_dists + 1`; the target is one of them |
+| `putnext`, `pickup_then_goto`, `pickup_then_pickup` | "putnext", "pick up seq go to", ... | `num_dists + 2`; both targets among them |
+| `open` | "open" | `num_dists` + the door's key; a second room, empty, behind the locked door |
 
-Known trap avoided here: minigrid's `LevelGen` with one room and its default `locked_room_prob`
-(0.5) loops forever looking for an inner wall to lock. These levels never add a locked room.
+Every object is a key, ball or box of a uniform colour, duplicates allowed; the targets are drawn
+among the placed objects (so "a red ball" when the room holds two), and a second target that would
+repeat the first's description is redrawn unless the room holds two such objects. The "open" task
+builds two rooms side by side, locks the door between them (train: yellow, green, blue or purple;
+test: red or grey), puts its key and the distractors in the other room with the agent, and names
+the door's colour in half of the training missions ("open the door" otherwise) and in every test
+mission. The train split never names a held-out pair (`HELD_OUT_PAIRS`), the test split names only
+held-out pairs; a draw that breaks the rule is redrawn. `PickupLocal` is the original's plain
+level-generator level instead: `num_dists` objects in all (at least 1), the target a colour and
+type drawn until one of them matches.
 
-Generation is minigrid's rejection sampling (`RoomGridLevel.validate_instrs`, objects already next
-to each other, unreachable objects), without minigrid's "Sampling rejected" prints: rejections are
-counted in `self.rejections`.
+`num_dists=0` is valid (one object for goto, the key alone for open). Generation is minigrid's
+rejection sampling (`RoomGridLevel.validate_instrs`, objects already next to each other,
+unreachable objects), without minigrid's "Sampling rejected" prints: rejections are counted in
+`self.rejections`. These levels never add a locked room to a single room (minigrid's `LevelGen`
+with one room and its default `locked_room_prob` loops forever looking for a wall to lock).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from minigrid.core.roomgrid import RoomGrid
 from minigrid.envs.babyai.core.roomgrid_level import RejectSampling, RoomGridLevel
 from minigrid.envs.babyai.core.verifier import (
+    ActionInstr,
     AfterInstr,
     BeforeInstr,
     GoToInstr,
@@ -38,6 +50,7 @@ from babyai_text.lexicon import COLORS
 __all__ = [
     "HELD_OUT_PAIRS",
     "MIXED_TASKS",
+    "ORIGINAL_TASK_NAMES",
     "LocalLevel",
     "PickupLocal",
     "PickUpSeqGoToLocal",
@@ -47,6 +60,7 @@ __all__ = [
     "MixedLocal",
     "MixedTrainLocal",
     "MixedTestLocal",
+    "max_num_dists",
 ]
 
 OBJECT_TYPES: tuple[str, ...] = ("key", "ball", "box")
@@ -54,22 +68,40 @@ OBJECT_TYPES: tuple[str, ...] = ("key", "ball", "box")
 HELD_OUT_PAIRS: frozenset[tuple[str, str]] = frozenset(
     {("yellow", "box"), ("red", "key"), ("red", "door"), ("green", "ball"), ("grey", "door")}
 )
-"""(colour, type) pairs that MixedTrainLocal never names and MixedTestLocal only names."""
+"""(colour, type) pairs that the train split never names and the test split only names."""
 
 MIXED_TASKS: tuple[str, ...] = ("goto", "pickup", "putnext", "open", "pickup_then_goto")
 """Task kinds of the Mixed levels (`tasks=` keyword, `info["task"]`)."""
 
-SEQ_FORMS: tuple[str, ...] = ("then", "after")
+ORIGINAL_TASK_NAMES: dict[str, str] = {
+    "goto": "goto",
+    "pickup": "pickup",
+    "putnext": "putnext",
+    "open": "open",
+    "pickup_then_goto": "pick up seq go to",
+    "pickup_then_pickup": "pick up seq pick up",
+}
+"""Our task kind -> the original levels' spelling (their `action_kinds[0]`)."""
 
-# how many objects of the agent's room a task kind names (the minimum `num_dists`)
-_NAMED_OBJECTS = {
+SEQ_FORMS: tuple[str, ...] = ("then", "after")
+SPLITS: tuple[str | None, ...] = (None, "train", "test")
+
+# objects a task kind places besides the `num_dists` distractors
+_NEEDED_OBJECTS = {
     "goto": 1,
     "pickup": 1,
     "putnext": 2,
-    "open": 1,
+    "open": 1,  # the key
     "pickup_then_goto": 2,
     "pickup_then_pickup": 2,
 }
+_DOOR_COLORS = {
+    "train": ("yellow", "green", "blue", "purple"),
+    "test": ("red", "grey"),
+    None: COLORS,
+}
+# how many object draws a pair filter may reject before the whole layout is redrawn
+_MAX_DRAWS = 1000
 
 
 def max_num_dists(room_size: int, rooms: int = 1) -> int:
@@ -81,41 +113,66 @@ def max_num_dists(room_size: int, rooms: int = 1) -> int:
     return (room_size - 2) ** 2 * rooms * 2 // 5
 
 
-SPLITS = (None, "train", "test")
+def canonical_task(name: str) -> str:
+    """Our task kind for `name`, given as ours or as the original spelled it.
+
+    "pick up seq go to", "pick_up_seq_go_to" and "pickup_then_goto" all give "pickup_then_goto".
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"a task kind must be a string, got {name!r}")
+    key = " ".join(name.replace("_", " ").split())
+    for ours, original in ORIGINAL_TASK_NAMES.items():
+        if key in (ours.replace("_", " "), original):
+            return ours
+    raise ValueError(
+        f"unknown task kind {name!r}: expected one of {tuple(ORIGINAL_TASK_NAMES)} "
+        f"or the original spellings {tuple(ORIGINAL_TASK_NAMES.values())}"
+    )
 
 
-def _pairs(types: Sequence[str], split: str | None) -> list[tuple[str, str]]:
-    pairs = [(c, t) for t in types for c in COLORS]
-    if split == "train":
-        return [p for p in pairs if p not in HELD_OUT_PAIRS]
-    if split == "test":
-        return [p for p in pairs if p in HELD_OUT_PAIRS]
-    return pairs
+def allowed(pair: tuple[str, str | None], split: str | None) -> bool:
+    """May a mission of `split` name `pair` (colour, type)? An uncoloured door names no pair."""
+    if split is None or pair[0] is None:
+        return True
+    return (pair in HELD_OUT_PAIRS) == (split == "test")
 
 
 class LocalLevel(RoomGridLevel):
-    """Base of the paper's levels: one `room_size` room (two for "open") with `num_dists` objects.
+    """Base of the paper's levels: one `room_size` room (two for "open") with its objects.
 
-    Subclasses pick a task kind per episode (`_draw_task`) and build it in `_gen_task`.
+    Subclasses name their task kinds in `tasks`, pick one per episode (`_draw_task`); `split`
+    filters the pairs a mission may name (None: any).
     """
 
     tasks: tuple[str, ...] = ()
     split: str | None = None
+    counts_all_objects = False  # PickupLocal: num_dists is every object, not the distractors
 
-    def __init__(self, room_size: int = 8, num_dists: int = 8, forms=SEQ_FORMS, **kwargs):
-        if not isinstance(room_size, int) or room_size < 5:
+    def __init__(
+        self,
+        room_size: int = 8,
+        num_dists: int = 8,
+        forms: Sequence[str] = SEQ_FORMS,
+        **kwargs: Any,
+    ):
+        if isinstance(room_size, bool) or not isinstance(room_size, int) or room_size < 5:
             raise ValueError(f"room_size must be an int >= 5, got {room_size!r}")
-        need = max(_NAMED_OBJECTS[t] for t in self.tasks)
-        most = max_num_dists(room_size)
+        if self.counts_all_objects:
+            low, high = 1, max_num_dists(room_size)
+            what = "objects in the room (the target among them)"
+        else:
+            low = 0
+            high = max_num_dists(room_size) - max(_NEEDED_OBJECTS[t] for t in self.tasks)
+            what = "distractors besides the objects the task needs"
         if (
             isinstance(num_dists, bool)
             or not isinstance(num_dists, int)
-            or not (need <= num_dists <= most)
+            or not (low <= num_dists <= high)
         ):
             raise ValueError(
-                f"num_dists must be an int in [{need}, {most}] for {type(self).__name__} "
-                f"(it counts every object in the room, the {need} named one(s) included; "
-                f"the paper used 8), got {num_dists!r}"
+                f"num_dists must be an int in [{low}, {high}] for {type(self).__name__} with "
+                f"room_size={room_size} (it counts the {what}; the paper used 8; more would "
+                f"fill over 2/5 of the room, where generation stalls), got {num_dists!r}"
             )
         forms = tuple(forms)
         if not forms or any(f not in SEQ_FORMS for f in forms):
@@ -125,6 +182,11 @@ class LocalLevel(RoomGridLevel):
         self.task = self.tasks[0]
         self.rejections = 0
         super().__init__(room_size=room_size, num_rows=1, num_cols=1, **kwargs)
+
+    @property
+    def action_kinds(self) -> list[str]:
+        """The current task kind as the original levels spelled it, e.g. ["pick up seq go to"]."""
+        return [ORIGINAL_TASK_NAMES[self.task]]
 
     # -- layout -------------------------------------------------------------------------------
     def _set_num_cols(self, num_cols: int) -> None:
@@ -137,7 +199,7 @@ class LocalLevel(RoomGridLevel):
     def _draw_task(self) -> str:
         return self.tasks[0]
 
-    def _gen_grid(self, width, height):
+    def _gen_grid(self, width: int, height: int) -> None:
         # minigrid's RoomGridLevel._gen_grid, minus the prints, plus one task draw per reset
         self.task = self._draw_task()
         self._set_num_cols(2 if self.task == "open" else 1)
@@ -155,107 +217,170 @@ class LocalLevel(RoomGridLevel):
         self.mission = self.surface
 
     # -- objects ------------------------------------------------------------------------------
-    def _draw_pairs(self, n: int, types: Sequence[str] = OBJECT_TYPES) -> list[tuple[str, str]]:
-        """`n` distinct (colour, type) pairs allowed by the split, drawn from the level's RNG."""
-        pool = _pairs(types, self.split)
-        return self._rand_subset(pool, n)
+    def _random_pair(self) -> tuple[str, str]:
+        # minigrid's add_distractors draws the colour, then the type
+        color = self._rand_elem(COLORS)
+        return color, self._rand_elem(OBJECT_TYPES)
 
-    def _fill_room(self, named: Sequence[tuple[str, str]]) -> list:
-        """Place the named objects, then random distractors up to `num_dists` objects."""
-        objs = [self.add_object(0, 0, t, c)[0] for c, t in named]
-        self.add_distractors(0, 0, num_distractors=self.num_dists - len(objs), all_unique=False)
-        self.check_objs_reachable()
-        return objs
+    def _draw_room(self, named: int) -> tuple[list[tuple[str, str]], list[int]]:
+        """`num_dists + named` random objects and the indices of the `named` targets among them.
+
+        The targets' pairs must pass the split's filter; a draw that fails is drawn again (the
+        objects' places are drawn afterwards, independently, so this is the original's
+        whole-layout rejection without rebuilding the grid).
+        """
+        n = self.num_dists + named
+        for _ in range(_MAX_DRAWS):
+            pairs = [self._random_pair() for _ in range(n)]
+            first = self._rand_int(0, n)
+            chosen = [first]
+            if named == 2:
+                second = self._rand_int(0, n)
+                if pairs[second] == pairs[first] and pairs.count(pairs[first]) < 2:
+                    # the first target is the only one of its kind: the second must differ
+                    while pairs[second] == pairs[first]:
+                        second = self._rand_int(0, n)
+                chosen.append(second)
+            if all(allowed(pairs[i], self.split) for i in chosen):
+                return pairs, chosen
+        raise RejectSampling("no object draw passed the split's filter")
+
+    def _place(self, pairs: Sequence[tuple[str, str]], room: tuple[int, int] = (0, 0)) -> list:
+        return [self.add_object(*room, type_, color)[0] for color, type_ in pairs]
 
     # -- tasks --------------------------------------------------------------------------------
-    def gen_mission(self):
+    def gen_mission(self) -> None:
+        if self.task == "open":
+            self.instrs = self._gen_open()
+            return
         self.place_agent(0, 0)
         self.instrs = self._gen_task(self.task)
+        self.check_objs_reachable()
 
-    def _seq(self, first, second):
+    def _seq(self, first: ActionInstr, second: ActionInstr) -> ActionInstr:
         """first, then second: "A, then B" or "B after you A" (drawn among `self.forms`)."""
         form = self._rand_elem(self.forms)
         if form == "then":
             return BeforeInstr(first, second)
         return AfterInstr(second, first)
 
-    def _gen_task(self, task: str):
-        if task in ("goto", "pickup"):
-            ((color, type_),) = self._draw_pairs(1)
-            self._fill_room([(color, type_)])
-            desc = ObjDesc(type_, color)
-            return GoToInstr(desc) if task == "goto" else PickupInstr(desc)
+    def _gen_task(self, task: str) -> ActionInstr:
+        pairs, chosen = self._draw_room(_NEEDED_OBJECTS[task])
+        self._place(pairs)
+        descs = [ObjDesc(pairs[i][1], pairs[i][0]) for i in chosen]
+        if task == "goto":
+            return GoToInstr(descs[0])
+        if task == "pickup":
+            return PickupInstr(descs[0])
         if task == "putnext":
-            move, fixed = self._draw_pairs(2)
-            self._fill_room([move, fixed])
-            return PutNextInstr(ObjDesc(move[1], move[0]), ObjDesc(fixed[1], fixed[0]))
+            return PutNextInstr(descs[0], descs[1])
         if task in ("pickup_then_goto", "pickup_then_pickup"):
-            a, b = self._draw_pairs(2)
-            self._fill_room([a, b])
             second = GoToInstr if task == "pickup_then_goto" else PickupInstr
-            return self._seq(PickupInstr(ObjDesc(a[1], a[0])), second(ObjDesc(b[1], b[0])))
-        if task == "open":
-            ((color, _),) = self._draw_pairs(1, types=("door",))
-            # the door in the wall between room 0 and room 1; its key among the room's objects
-            self.add_door(0, 0, door_idx=0, color=color, locked=True)
-            self.add_object(0, 0, "key", color)
-            self.add_distractors(0, 0, num_distractors=self.num_dists - 1, all_unique=False)
-            self.check_objs_reachable()
-            return OpenInstr(ObjDesc("door", color))
+            return self._seq(PickupInstr(descs[0]), second(descs[1]))
         raise ValueError(f"unknown task {task!r}")
+
+    def _gen_open(self) -> OpenInstr:
+        # the locked room is either of the two, its door in the wall between them
+        locked = self._rand_int(0, 2)
+        free = 1 - locked
+        color = self._rand_elem(_DOOR_COLORS[self.split])
+        self.add_door(locked, 0, door_idx=2 if locked == 1 else 0, color=color, locked=True)
+        self.add_object(free, 0, "key", color)
+        self._place([self._random_pair() for _ in range(self.num_dists)], room=(free, 0))
+        self.place_agent(free, 0)
+        self.check_objs_reachable()
+        named = color if self.split == "test" else self._rand_elem((None, color))
+        return OpenInstr(ObjDesc("door", named))
 
 
 class PickupLocal(LocalLevel):
-    """Pick up an object in one 8x8 room with 8 objects: "pick up the/a {color} {type}"."""
+    """Pick up an object in one 8x8 room of `num_dists` objects: "pick up the/a {color} {type}".
+
+    The original built it on BabyAI's level generator: `num_dists` objects in all, then a colour
+    and a type drawn until they describe at least one of them. Any pair may be named.
+    """
 
     tasks = ("pickup",)
+    counts_all_objects = True
+
+    def gen_mission(self) -> None:
+        self._place([self._random_pair() for _ in range(self.num_dists)])
+        self.place_agent(0, 0)
+        self.check_objs_reachable()
+        present = {(o.color, o.type) for o in self.get_room(0, 0).objs}
+        for _ in range(_MAX_DRAWS):
+            pair = self._random_pair()
+            if pair in present:
+                break
+        else:
+            raise RejectSampling("no drawn description matched an object")
+        self.instrs = PickupInstr(ObjDesc(pair[1], pair[0]))
 
 
 class PickUpSeqGoToLocal(LocalLevel):
-    """Pick up A then go to B: "pick up A, then go to B" or "go to B after you pick up A"."""
+    """Pick up A then go to B: "pick up A, then go to B" or "go to B after you pick up A".
+
+    A and B never name a held-out pair (the original's filter).
+    """
 
     tasks = ("pickup_then_goto",)
+    split = "train"
 
 
 class PickUpThenGoToLocal(PickUpSeqGoToLocal):
     """Only the "then" form: "pick up A, then go to B"."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any):
         super().__init__(forms=("then",), **kwargs)
 
 
 class GoToAfterPickUpLocal(PickUpSeqGoToLocal):
     """Only the "after" form: "go to B after you pick up A"."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any):
         super().__init__(forms=("after",), **kwargs)
 
 
 class PickUpSeqPickUpLocal(LocalLevel):
-    """The paper's new-task test: "pick up A, then pick up B" / "pick up B after you pick up A"."""
+    """The paper's new-task test: "pick up A, then pick up B" / "pick up B after you pick up A".
+
+    A and B never name a held-out pair (the original's filter).
+    """
 
     tasks = ("pickup_then_pickup",)
+    split = "train"
 
 
 class MixedLocal(LocalLevel):
     """One of the task kinds in `tasks`, drawn from the seeded RNG at every reset (`self.task`).
 
-    goto / pickup / putnext / pickup_then_goto: one 8x8 room. open: a locked door between two 8x8
-    rooms, its key in the agent's room ("open the purple door"). `split="train"` never names a
-    held-out pair (`HELD_OUT_PAIRS`); `split="test"` names only held-out pairs (doors red or grey).
+    `split="train"` never names a held-out pair (`HELD_OUT_PAIRS`); `split="test"` names only
+    held-out pairs (its doors are red or grey). `tasks` takes our names or the original's
+    spellings ("pick up seq go to").
     """
 
-    def __init__(self, split: str | None = "train", tasks: Sequence[str] = MIXED_TASKS, **kwargs):
+    def __init__(
+        self,
+        split: str | None = "train",
+        tasks: Sequence[str] | str = MIXED_TASKS,
+        **kwargs: Any,
+    ):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if isinstance(tasks, str):
             tasks = (tasks,)
         tasks = tuple(tasks)
-        unknown = [t for t in tasks if t not in MIXED_TASKS]
-        if not tasks or unknown:
-            raise ValueError(f"tasks must be a non-empty subset of {MIXED_TASKS}, got {tasks!r}")
+        try:
+            canonical = {canonical_task(t) for t in tasks}
+        except ValueError:
+            canonical = {None}
+        if not tasks or not canonical <= set(MIXED_TASKS):
+            raise ValueError(
+                f"tasks must be a non-empty subset of {MIXED_TASKS} (or their original "
+                f"spellings, e.g. 'pick up seq go to'), got {tasks!r}"
+            )
         # keep the canonical order so that the same subset draws the same kinds
-        self.tasks = tuple(t for t in MIXED_TASKS if t in tasks)
+        self.tasks = tuple(t for t in MIXED_TASKS if t in canonical)
         self.split = split
         super().__init__(**kwargs)
 
@@ -266,12 +391,12 @@ class MixedLocal(LocalLevel):
 class MixedTrainLocal(MixedLocal):
     """The paper's training mix: five task kinds; held-out (colour, type) pairs never named."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any):
         super().__init__(split="train", **kwargs)
 
 
 class MixedTestLocal(MixedLocal):
     """The paper's held-out test: the same kinds, naming only the held-out pairs."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any):
         super().__init__(split="test", **kwargs)
