@@ -16,7 +16,6 @@ set_to_none, as torch optimisers do). Each (model, mode) runs in its own process
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
@@ -25,14 +24,35 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scoring_throughput import DEFAULT_MODELS, make_prompts, model_source  # noqa: E402
+import tyro  # noqa: E402
+from scoring_throughput import ModelName, make_prompts, model_source  # noqa: E402
 
-MODELS = ["offline-t5", "flan-t5-small-sized", "gpt2-small-sized"]
+MODELS: list[str] = ["offline-t5", "flan-t5-small-sized", "gpt2-small-sized"]
+_CHILD_FLAG = "--child"  # main runs each (model, mode) as `lora_vs_full.py --child <spec json>`
+
+
+@dataclass
+class Args:
+    models: list[ModelName] = field(default_factory=lambda: list(MODELS))
+    """Models to measure, in this order."""
+    prompts: int = 16
+    """Prompts per step (each with the 6 actions)."""
+    threads: int = 1
+    """Torch threads: 1 on a busy shared machine (extra OpenMP threads wait for busy cores), 2+ idle."""
+    reps: int = 2
+    """Timed steps after the warm-up (the median is reported)."""
+    device: str = "cpu"
+    """Torch device, e.g. "cuda"."""
+    dtype: str = "float32"
+    """Model weights: "float32", "bfloat16" or "float16"."""
+    checkpointing: bool = False
+    """Also run both modes with gradient checkpointing."""
 
 
 def _cpu_step_peak_bytes(step) -> float:
@@ -115,29 +135,7 @@ def child(spec: dict) -> dict:
     }
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="+", default=MODELS, choices=DEFAULT_MODELS)
-    parser.add_argument("--prompts", type=int, default=16)
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch threads (default 1: on a busy shared machine a second OpenMP thread waits "
-        "for a busy core and slows small ops many times over; use 2+ on an idle machine)",
-    )
-    parser.add_argument("--reps", type=int, default=2, help="timed steps after the warm-up")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument(
-        "--checkpointing", action="store_true", help="also run with gradient checkpointing"
-    )
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        print("RESULT " + json.dumps(child(json.loads(args.child))), flush=True)
-        return 0
-
+def main(args: Args) -> None:
     modes = [("lora", False), ("full", False)]
     if args.checkpointing:
         modes += [("lora", True), ("full", True)]
@@ -166,7 +164,7 @@ def main(argv=None) -> int:
                     dtype=args.dtype,
                 )
                 proc = subprocess.run(
-                    [sys.executable, __file__, "--child", json.dumps(spec)],
+                    [sys.executable, __file__, _CHILD_FLAG, json.dumps(spec)],
                     capture_output=True,
                     text=True,
                     env=env,
@@ -190,8 +188,10 @@ def main(argv=None) -> int:
             f"- {name}: time x{lora['seconds'] / full['seconds']:.2f}, "
             f"peak memory x{lora['peak_mb'] / full['peak_mb']:.2f}"
         )
-    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    if len(sys.argv) == 3 and sys.argv[1] == _CHILD_FLAG:
+        print("RESULT " + json.dumps(child(json.loads(sys.argv[2]))), flush=True)
+    else:
+        main(tyro.cli(Args))

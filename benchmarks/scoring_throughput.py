@@ -22,22 +22,24 @@ Do not run it while other heavy jobs (tests) run on the same cores.
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from llm_policy import ENGLISH_ACTION_NAMES, build_prompt  # noqa: E402
+import tyro  # noqa: E402
+from llm_policy import ENGLISH_ACTION_NAMES, ActionScorer, build_prompt  # noqa: E402
 from llm_policy.loading import load_model_and_tokenizer  # noqa: E402
 from llm_policy.offline import build_word_tokenizer  # noqa: E402
-from llm_policy.scorer import ActionScorer, naive_scores, padded_batch_scores  # noqa: E402
+from llm_policy.reference import naive_scores, padded_batch_scores  # noqa: E402
 
 # Random-weight models of real sizes, built from configs (no download).
 SIZED_CONFIGS = {
@@ -76,7 +78,8 @@ SIZED_CONFIGS = {
         ),
     ),
 }
-DEFAULT_MODELS = ["offline-t5", "offline-gpt2", "flan-t5-small-sized", "gpt2-small-sized"]
+ModelName = Literal["offline-t5", "offline-gpt2", "flan-t5-small-sized", "gpt2-small-sized"]
+DEFAULT_MODELS: list[str] = list(get_args(ModelName))
 
 COLORS = ["red", "green", "blue", "purple", "yellow", "grey"]
 OBJECTS = ["key", "ball", "box"]
@@ -133,7 +136,19 @@ def make_prompts(n: int, seed: int = 0) -> list[str]:
     return prompts
 
 
-def bench_model(name: str, source: str, prompts, candidates, args) -> list[tuple]:
+@dataclass
+class Args:
+    models: list[ModelName] = field(default_factory=lambda: list(DEFAULT_MODELS))
+    """Models to time, in this order."""
+    prompts: int = 16
+    """Prompts per call (each with the 6 actions)."""
+    threads: int = 1
+    """Torch threads: 1 on a busy shared machine (extra OpenMP threads wait for busy cores), 2+ idle."""
+    rounds: int = 3
+    """Timed calls per method (the median is reported)."""
+
+
+def bench_model(name: str, source: str, prompts, candidates, args: Args) -> list[tuple]:
     model, tokenizer = load_model_and_tokenizer(source)
     model.eval()
     scorer = ActionScorer(model, tokenizer)
@@ -197,20 +212,7 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, choices=DEFAULT_MODELS)
-    parser.add_argument("--prompts", type=int, default=16)
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch threads (default 1: on a busy shared machine a second OpenMP thread waits "
-        "for a busy core and slows small ops many times over; use 2+ on an idle machine)",
-    )
-    parser.add_argument("--rounds", type=int, default=3, help="timed calls per method (median)")
-    args = parser.parse_args(argv)
-
+def main(args: Args) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     prompts = make_prompts(args.prompts)
@@ -244,8 +246,7 @@ def main(argv=None) -> int:
             f"| {name} | {per_pair:.1f} | {padded:.1f} | {cache:.1f} | {rate[other_label]:.1f} "
             f"({other_label[6:]}) | {default} | {ours / per_pair:.1f}x | {ours / padded:.1f}x |"
         )
-    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main(tyro.cli(Args))

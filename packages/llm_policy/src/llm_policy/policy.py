@@ -1,7 +1,7 @@
 """`PolicyConfig` and `LLMPolicy`: a language model as an actor-critic over text actions.
 
-Data path: prompts + candidate actions -> `ActionScorer` (log P(action | prompt), SPEC 2.2) ->
-softmax over candidates = the policy; the prompt's hidden state -> value head = the critic.
+Data path: prompts + candidate actions -> `ActionScorer` (log P(action | prompt)) -> softmax over
+the candidates = the policy; the prompt's hidden state -> value head = the critic.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ import json
 import os
 import shutil
 import warnings
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -99,8 +101,8 @@ class PolicyConfig:
     verify_scoring: bool = True
     """At construction, check the fast scorer against the per-pair forward on a tiny input."""
 
-    def __post_init__(self):
-        def choose(name, options):
+    def __post_init__(self) -> None:
+        def choose(name: str, options: Sequence[str]) -> None:
             value = getattr(self, name)
             if value not in options:
                 raise ValueError(f"PolicyConfig.{name}={value!r} is not one of {tuple(options)}")
@@ -150,7 +152,8 @@ class PolicyConfig:
                     "PolicyConfig.lora_target_modules must be None or a non-empty list of names"
                 )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON-ready values (what a checkpoint's config file holds)."""
         d = dataclasses.asdict(self)
         if d["lora_target_modules"] is not None:
             d["lora_target_modules"] = list(d["lora_target_modules"])
@@ -172,7 +175,7 @@ class PolicyOutput:
 
 
 @contextmanager
-def _seeded(seed: int):
+def _seeded(seed: int) -> Iterator[None]:
     """Seed initialisations without touching the caller's RNG streams."""
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
@@ -270,7 +273,9 @@ class LLMPolicy(nn.Module):
 
     # ------------------------------------------------------------------ forward
 
-    def _check_action_head_candidates(self, prompts, candidates):
+    def _check_action_head_candidates(
+        self, prompts: Sequence[str], candidates: Sequence[Sequence[str]] | Sequence[str] | None
+    ) -> None:
         if candidates is None:
             return
         if isinstance(candidates, str) or not isinstance(candidates, (list, tuple)):
@@ -286,7 +291,7 @@ class LLMPolicy(nn.Module):
                     f"num_actions={self.config.num_actions} logits"
                 )
 
-    def _critic(self, prompts, features: torch.Tensor) -> torch.Tensor:
+    def _critic(self, prompts: Sequence[str], features: torch.Tensor | None) -> torch.Tensor:
         if self.config.critic == "value_head":
             return self.value_head(features)
         # frozen_base: the base model without adapters; it has no trainable weights, so no graph.
@@ -295,7 +300,9 @@ class LLMPolicy(nn.Module):
         return self.value_head(base_features)
 
     def forward(
-        self, prompts: list[str], candidates: list[list[str]] | None = None
+        self,
+        prompts: Sequence[str],
+        candidates: Sequence[Sequence[str]] | Sequence[str] | None = None,
     ) -> PolicyOutput:
         """Action logits (B, A_max) and values (B,) for a batch of prompts. Differentiable.
 
@@ -316,14 +323,18 @@ class LLMPolicy(nn.Module):
             logits = self.action_head(features)
         return PolicyOutput(logits=logits, values=self._critic(prompts, features))
 
-    def value(self, prompts: list[str]) -> torch.Tensor:
+    def value(self, prompts: Sequence[str]) -> torch.Tensor:
         """(B,) fp32 values alone (e.g. to bootstrap the last state of a rollout)."""
         if self.config.critic == "frozen_base":
             return self._critic(prompts, None)
         return self.value_head(self.scorer.prompt_features(prompts))
 
     def score(
-        self, prompts: list[str], candidates: list[list[str]], *, normalization: str | None = None
+        self,
+        prompts: Sequence[str],
+        candidates: Sequence[Sequence[str]] | Sequence[str],
+        *,
+        normalization: str | None = None,
     ) -> ScoreOutput:
         """The scorer's full output (scores, per-token log-probs, features) for inspection."""
         return self.scorer.score(prompts, candidates, normalization=normalization)
@@ -372,7 +383,7 @@ class LLMPolicy(nn.Module):
         return Path(path)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, **overrides) -> LLMPolicy:
+    def from_pretrained(cls, path: str | os.PathLike, **overrides: Any) -> LLMPolicy:
         """Load a checkpoint written by `save_pretrained`; the result scores and values exactly as
         the saved policy did. `overrides` may change run-time fields (device, dtype,
         gradient_checkpointing, max_prompt_tokens, normalization, scoring, ...) and, for LoRA
@@ -485,7 +496,9 @@ class LLMPolicy(nn.Module):
             )
 
 
-def _state_mismatch(expected: dict, found: dict) -> tuple[list[str], list[str], list[str]]:
+def _state_mismatch(
+    expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]
+) -> tuple[list[str], list[str], list[str]]:
     """Keys missing from `found`, keys it has in excess, and keys whose shapes differ."""
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))

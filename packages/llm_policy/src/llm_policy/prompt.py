@@ -1,4 +1,4 @@
-"""Prompt construction: goal + action list + recent history -> one string (SPEC 2.1).
+"""Prompt construction: goal + action list + recent history -> one string, in GLAM's format.
 
 `build_prompt` is a pure function of its inputs. The layout lives in a `PromptTemplate` (plain
 data), so another wording or language is a new template, not new code; any callable with
@@ -21,7 +21,7 @@ __all__ = [
     "build_prompt",
 ]
 
-# minigrid actions 0..5 (SPEC 1.2); the env package owns these names, they are repeated here only
+# minigrid actions 0..5; the env package owns these names, they are repeated here only
 # as defaults for examples and tests (llm-policy does not depend on babyai-text).
 ENGLISH_ACTION_NAMES = ("turn left", "turn right", "go forward", "pick up", "drop", "toggle")
 FRENCH_ACTION_NAMES = (
@@ -58,7 +58,8 @@ class PromptTemplate:
 
 
 PAPER_TEMPLATE = PromptTemplate()
-"""The format of SPEC 2.1 (paper appendix C), with plain newlines between lines."""
+"""The GLAM paper's format (its appendix C), with plain newlines between lines (the released code
+put " \\n " between lines and ", " after each sentence)."""
 
 FRENCH_TEMPLATE = PromptTemplate(
     actions_line="Actions possibles de l'agent: {actions}",

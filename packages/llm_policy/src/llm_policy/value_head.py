@@ -1,4 +1,4 @@
-"""Heads on the prompt's hidden state (SPEC 2.2): the critic's value and the NPAE action head.
+"""Heads on the prompt's hidden state: the critic's value and the NPAE action head.
 
 Both are small fp32 MLPs. The input is first layer-normalised: hidden states of pretrained models
 can carry a few huge outlier features, and the heads should train the same way on any model.
