@@ -1,0 +1,133 @@
+"""Episode replays: the steps recorded are the episode played, and the files are valid animated
+GIFs with one frame per step plus the end state."""
+
+import csv
+import re
+from types import SimpleNamespace
+
+import babyai_text  # noqa: F401
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from llm_policy import LLMPolicy, PolicyConfig, build_prompt
+from PIL import Image
+from ppo_grounding.cli import main
+from ppo_grounding.replay import play_episode, render_episode, replay, write_gif
+from ppo_grounding.substitutions import NEW_NOUNS, SubstituteWords
+
+ENV = "BabyAI-Text-GoToRedBallNoDists-v0"
+
+
+class ExpertPolicy:
+    """Puts 0.9 of the probability on the expert's action (the env's bot)."""
+
+    def __init__(self, env):
+        self.env, self.prompts = env, []
+
+    def __call__(self, prompts, candidates):
+        self.prompts.extend(prompts)
+        probs = torch.full((len(prompts), len(candidates[0])), 0.02)
+        probs[:, self.env.unwrapped.expert_action()] = 0.9
+        return SimpleNamespace(logits=probs.log())
+
+
+def gif_frames(path):
+    with Image.open(path) as image:
+        assert image.format == "GIF" and image.info.get("loop") == 0
+        return image.n_frames, image.size
+
+
+def test_a_whole_episode_becomes_one_frame_per_step_and_an_end_frame(tmp_path):
+    env = gym.make(ENV, render_mode="rgb_array")
+    policy = ExpertPolicy(env)
+    episode = play_episode(policy, env, seed=1_000_000, num_observations=3, greedy=True)
+    assert episode.ended and episode.success and 1 <= len(episode.steps) < 64
+    assert episode.mission == "go to the red ball"
+    names = list(babyai_text.ACTION_NAMES["en"])
+    obs, info = env.reset(seed=1_000_000)
+    assert episode.steps[0].prompt == build_prompt(
+        obs["mission"], [info["descriptions"]], [], names
+    )
+    assert [s.prompt for s in episode.steps] == policy.prompts
+    assert (
+        episode.total_return == pytest.approx(episode.steps[-1].reward) and episode.total_return > 0
+    )
+    for step in episode.steps:
+        assert step.picture.dtype == np.uint8 and step.picture.ndim == 3
+        assert step.probs.sum() == pytest.approx(1.0) and step.probs[step.action] == pytest.approx(
+            0.9
+        )
+
+    frames = render_episode(episode, title="test")
+    assert len(frames) == len(episode.steps) + 1
+    assert {f.shape for f in frames} == {frames[0].shape} and frames[0].dtype == np.uint8
+    path = write_gif(frames, tmp_path / "episode.gif", fps=4)
+    n, size = gif_frames(path)
+    assert n == len(episode.steps) + 1 and size == (frames[0].shape[1], frames[0].shape[0])
+    with Image.open(path) as image:
+        assert image.info["duration"] == 250
+
+
+def test_the_replay_shows_the_substituted_text_and_the_real_mission():
+    env = SubstituteWords(
+        gym.make("BabyAI-Text-MixedTrainLocal-v0", render_mode="rgb_array"), NEW_NOUNS
+    )
+    policy = ExpertPolicy(env)
+    episode = play_episode(
+        policy, env, seed=1_000_001, num_observations=1, greedy=True, max_steps=3
+    )
+    assert not episode.ended and len(episode.steps) == 3
+    assert episode.mission == "put a green box next to a grey key"
+    for step in episode.steps:
+        assert "Goal of the agent: put a green car next to a grey chair" in step.prompt
+        assert not re.search(r"\b(key|ball|box)\b", step.prompt)
+    assert not re.search(r"\b(key|ball|box)\b", episode.final_text)
+
+
+@pytest.fixture(scope="module")
+def offline_policy():
+    return LLMPolicy(PolicyConfig(model="offline-gpt2", normalization="token"))
+
+
+@pytest.mark.slow
+def test_replay_writes_a_gif_per_episode_and_a_summary(offline_policy, tmp_path):
+    paths = replay(
+        offline_policy, ENV, tmp_path / "out", episodes=2, max_steps=2, num_observations=1
+    )
+    assert [p.name for p in paths] == [
+        "episode_000_seed_1000000.gif",
+        "episode_001_seed_1000001.gif",
+    ]
+    assert [gif_frames(p)[0] for p in paths] == [3, 3]
+    rows = list(csv.DictReader(open(tmp_path / "out" / "episodes.csv")))
+    assert [(r["seed"], r["ended"], r["steps"], r["file"]) for r in rows] == [
+        ("1000000", "False", "2", paths[0].name),
+        ("1000001", "False", "2", paths[1].name),
+    ]
+
+
+def test_replay_rejects_bad_counts_before_playing(tmp_path):
+    with pytest.raises(ValueError, match="at least 1 episode"):
+        replay(None, ENV, tmp_path, episodes=0)
+    with pytest.raises(ValueError, match="max_steps=0"):
+        replay(None, ENV, tmp_path, max_steps=0)
+
+
+def test_cli_replay_checks_its_input_first(tmp_path):
+    missing = str(tmp_path / "no-such-run")
+    with pytest.raises(SystemExit, match=r"unknown test \['nouns'\]; choose from: baseline"):
+        main(["replay", "--checkpoint", missing, "--test", "nouns"])
+    with pytest.raises(SystemExit, match="did you mean"):
+        main(["replay", "--checkpoint", missing, "--env-id", "BabyAI-Text-GoToLocl-v0"])
+    with pytest.raises(SystemExit, match="no-such-run does not exist"):
+        main(["replay", "--checkpoint", missing])
+
+
+def test_cli_replay_under_a_test(tmp_path, capsys):
+    out = tmp_path / "replays"
+    main(["replay", "--checkpoint", "offline-gpt2", "--test", "new_nouns", "--env-id", ENV,
+          "--episodes", "1", "--max-steps", "2", "--out", str(out)])  # fmt: skip
+    gif = out / "episode_000_seed_1000000.gif"
+    assert gif_frames(gif)[0] == 3
+    assert f"wrote {gif}" in capsys.readouterr().out
