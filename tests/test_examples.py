@@ -59,3 +59,28 @@ def test_zero_shot_scores_actions_without_training(monkeypatch, capsys):
     )
     text = capsys.readouterr().out
     assert "Goal of the agent:" in text and "go forward" in text and "random: success" in text
+
+
+@pytest.mark.slow
+def test_generalisation_writes_both_tables(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "gen"
+    run_example(
+        "generalisation.py",
+        ["offline-gpt2", "--env-id", "BabyAI-Text-GoToRedBallNoDists-v0", "--tests",
+         "baseline,invented_nouns", "--episodes", "2", "--out", str(out)],
+        monkeypatch,
+    )  # fmt: skip
+    assert "| invented_nouns | all |" in capsys.readouterr().out
+    assert (out / "generalisation.md").is_file() and (out / "generalisation.csv").is_file()
+
+
+def test_replay_writes_gifs(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "replays"
+    run_example(
+        "replay.py",
+        ["offline-gpt2", "--env-id", "BabyAI-Text-GoToRedBallNoDists-v0", "--episodes", "1",
+         "--max-steps", "2", "--out", str(out)],
+        monkeypatch,
+    )  # fmt: skip
+    assert "wrote" in capsys.readouterr().out
+    assert (out / "episode_000_seed_1000000.gif").read_bytes()[:6] == b"GIF89a"

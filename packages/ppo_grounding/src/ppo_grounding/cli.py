@@ -194,7 +194,7 @@ def replay(argv: list[str]) -> None:
     from .replay import replay as write_replays
 
     try:
-        test = suite.TESTS[suite.resolve_names([args.test or "baseline"], suite.TESTS, "test")[0]]
+        test = suite.get_test(args.test or "baseline")
         if args.env_id is not None:
             suite.check_env_id(args.env_id)
         if args.episodes < 1:

@@ -44,6 +44,7 @@ __all__ = [
     "SuiteRow",
     "check_env_id",
     "check_setup",
+    "get_test",
     "markdown_table",
     "resolve_names",
     "run_suite",
@@ -163,6 +164,11 @@ def resolve_names(names: str | Sequence[str] | None, valid: Mapping, what: str) 
     if unknown:
         raise ValueError(f"unknown {what} {unknown}; choose from: {', '.join(valid)}")
     return list(dict.fromkeys(names))
+
+
+def get_test(name: str) -> GeneralisationTest:
+    """The test called `name`, or a ValueError that lists the valid names."""
+    return TESTS[resolve_names([name], TESTS, "test")[0]]
 
 
 def check_env_id(env_id: str) -> None:
