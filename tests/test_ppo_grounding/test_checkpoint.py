@@ -1,5 +1,10 @@
+import json
+import os
+import shutil
+
 import pytest
 import torch
+from llm_policy import atomic
 from ppo_grounding.checkpoint import (
     TrainerState,
     _optimizer_from_files,
@@ -47,3 +52,87 @@ def test_a_failed_save_leaves_no_half_written_checkpoint(tmp_path):
     assert list((tmp_path / "checkpoints").iterdir()) == []
     with pytest.raises(FileNotFoundError, match="does not exist"):
         latest_checkpoint(tmp_path)
+
+
+class TaggedPolicy:
+    """Stands in for an LLMPolicy: its save is one file naming which save it was."""
+
+    def __init__(self, tag):
+        self.tag = tag
+
+    def save_pretrained(self, path):
+        path.mkdir()
+        (path / "weights").write_text(self.tag)
+
+
+def save(output_dir, tag, update=3):
+    return save_checkpoint(
+        output_dir,
+        policy=TaggedPolicy(tag),
+        optimizer=torch.optim.Adam(torch.nn.Linear(2, 2).parameters()),
+        shuffle_generator=torch.Generator(),
+        state=TrainerState(update=update),
+        config_json="{}",
+    )
+
+
+def test_resaving_a_checkpoint_never_leaves_latest_naming_a_missing_or_partial_one(
+    tmp_path, monkeypatch
+):
+    # The final save of a run re-saves the checkpoint that a checkpoint_every save has just
+    # written. At every rename and removal during that re-save, `latest` must name a complete
+    # checkpoint: the old one or the new one, never none.
+    probe = [tmp_path / "probe" / name for name in "ab"]
+    for path in probe:
+        path.mkdir(parents=True)
+    if not atomic._exchange(*probe):
+        pytest.skip("no renameat2(RENAME_EXCHANGE) here: llm_policy.atomic's fallback has a gap")
+    shutil.rmtree(tmp_path / "probe")
+    run = tmp_path / "run"
+    save(run, "first")
+    seen = []
+
+    def check(moment):
+        path = latest_checkpoint(run)  # raises if a required file is missing
+        assert json.loads((path / "trainer_state.json").read_text())["update"] == 3
+        seen.append((moment, (path / "policy" / "weights").read_text()))
+
+    def spied(name, function):
+        def call(*args, **kwargs):
+            check(f"before {name}")
+            result = function(*args, **kwargs)
+            check(f"after {name}")
+            return result
+
+        return call
+
+    # Everywhere, not only in llm_policy.atomic: whatever save_checkpoint uses is watched.
+    monkeypatch.setattr(os, "rename", spied("rename", os.rename))
+    monkeypatch.setattr(os, "replace", spied("replace", os.replace))
+    monkeypatch.setattr(shutil, "rmtree", spied("rmtree", shutil.rmtree))
+    monkeypatch.setattr(atomic, "_exchange", spied("exchange", atomic._exchange))
+    save(run, "second")
+    monkeypatch.undo()
+
+    moments = [moment for moment, _ in seen]
+    # the swap, the removal of the old copy, the rewrite of `latest`
+    assert {"after exchange", "before rmtree", "before replace"} <= set(moments)
+    assert dict(seen)["before exchange"] == "first" and dict(seen)["after exchange"] == "second"
+    assert (latest_checkpoint(run) / "policy" / "weights").read_text() == "second"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "update_000003"]
+
+
+def test_a_later_checkpoint_moves_latest_and_keeps_the_earlier_one(tmp_path):
+    save(tmp_path, "first", update=1)
+    save(tmp_path, "second", update=2)
+    assert latest_checkpoint(tmp_path) == checkpoint_dir(tmp_path, 2)
+    assert (checkpoint_dir(tmp_path, 1) / "policy" / "weights").read_text() == "first"
+
+
+def test_a_directory_that_is_not_a_checkpoint_is_never_replaced(tmp_path):
+    stranger = checkpoint_dir(tmp_path, 3)
+    stranger.mkdir(parents=True)
+    (stranger / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="trainer_state.json"):
+        save(tmp_path, "first")
+    assert (stranger / "notes.txt").read_text() == "mine"

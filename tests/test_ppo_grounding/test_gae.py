@@ -1,3 +1,4 @@
+import pytest
 import torch
 from ppo_grounding.gae import compute_gae
 
@@ -72,3 +73,64 @@ def test_envs_are_independent_columns():
 def test_lambda_one_gamma_one_gives_the_monte_carlo_return():
     _, returns = compute_gae(REWARDS, VALUES, NEXT_VALUE, NO, NO, 1.0, 1.0)
     torch.testing.assert_close(returns[:, 0], torch.tensor([1.0 + 0.0 + 2.0 + 0.2, 2.2, 2.2]))
+
+
+def reference_gae(rewards, values, next_value, terminated, truncated, gamma, lam, final_values):
+    """GAE by its definition, with plain Python loops: A_t = sum_k (gamma lam)^k delta_{t+k},
+    summed until the episode's end or the rollout's; lists of lists [t][n], one column per env."""
+    T, N = len(rewards), len(rewards[0])
+
+    def delta(t, n):
+        if terminated[t][n]:
+            after = 0.0  # nothing follows a termination
+        elif truncated[t][n]:
+            after = final_values[t][n] if final_values is not None else 0.0
+        elif t + 1 < T:
+            after = values[t + 1][n]
+        else:
+            after = next_value[n]
+        return rewards[t][n] + gamma * after - values[t][n]
+
+    advantages = [[0.0] * N for _ in range(T)]
+    for n in range(N):
+        for t in range(T):
+            total, weight = 0.0, 1.0
+            for k in range(t, T):
+                total += weight * delta(k, n)
+                if terminated[k][n] or truncated[k][n]:
+                    break
+                weight *= gamma * lam
+            advantages[t][n] = total
+    return advantages
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("bootstrap", [False, True])
+def test_gae_matches_a_reference_loop_on_random_rollouts(seed, bootstrap):
+    generator = torch.Generator().manual_seed(seed)
+    T, N = 17, 5
+
+    def uniform(*shape):
+        return torch.rand(shape, generator=generator, dtype=torch.float64)
+
+    rewards, values, next_value = uniform(T, N) * 2 - 1, uniform(T, N), uniform(N)
+    terminated = uniform(T, N) < 0.15
+    truncated = uniform(T, N) < 0.15  # some steps are both: termination wins
+    final_values = uniform(T, N) if bootstrap else None
+    assert terminated.any() and truncated.any() and (terminated & truncated).any()
+    gamma, lam = 0.97, 0.9
+    advantages, returns = compute_gae(
+        rewards, values, next_value, terminated, truncated, gamma, lam, final_values
+    )
+    expected = reference_gae(
+        rewards.tolist(),
+        values.tolist(),
+        next_value.tolist(),
+        terminated.tolist(),
+        truncated.tolist(),
+        gamma,
+        lam,
+        None if final_values is None else final_values.tolist(),
+    )
+    torch.testing.assert_close(advantages, torch.tensor(expected, dtype=torch.float64))
+    torch.testing.assert_close(returns, advantages + values)

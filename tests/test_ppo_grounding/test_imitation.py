@@ -1,4 +1,5 @@
 import json
+import math
 
 import gymnasium as gym
 import pytest
@@ -65,18 +66,21 @@ def test_demonstrations_hold_the_experts_actions_and_discounted_returns():
     assert "go to the red ball" in demos.prompts[0]
 
 
+@pytest.mark.slow
 def test_warm_start_fits_the_expert_then_ppo_continues(tmp_path):
-    config = tiny_config(tmp_path / "run", total_frames=16)
-    config.warm_start = WarmStartConfig(demo_frames=256, epochs=4, learning_rate=3e-3)
+    config = tiny_config(tmp_path / "run", total_frames=16, minibatch_size=16)
+    config.warm_start = WarmStartConfig(demo_frames=128, epochs=3, learning_rate=3e-3)
     trainer = PPOTrainer(config)
     state = trainer.train()
     summary = json.loads((tmp_path / "run" / WARM_START_FILE).read_text())
     accuracy = [epoch["warm_start/accuracy"] for epoch in summary["epochs"]]
     losses = [epoch["warm_start/loss"] for epoch in summary["epochs"]]
-    assert len(accuracy) == 4
-    assert losses[-1] < losses[0]
-    assert accuracy[-1] > 0.5  # the expert's action on this level mostly follows from the text
-    assert summary["demo_frames"] == state.demo_frames == 256
+    assert len(accuracy) == 3
+    # The cross-entropy falls below a uniform guess's, and the policy learns at least the
+    # expert's most frequent action ("go forward", about 2/3 of its steps on this level).
+    assert losses[-1] < losses[0] and losses[-1] < math.log(len(ACTIONS))
+    assert accuracy[-1] > 0.5
+    assert summary["demo_frames"] == state.demo_frames == 128
     assert (tmp_path / "run" / "checkpoints" / "update_000000" / "policy").is_dir()
     assert state.update == 1 and read_metrics(tmp_path / "run")[0]["update"] == 1
     # the warm start's time is part of the run's time

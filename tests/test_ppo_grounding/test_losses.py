@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 from ppo_grounding.losses import explained_variance, ppo_loss
 
@@ -105,5 +106,46 @@ def test_advantage_normalisation_and_gradient_flow():
 def test_explained_variance():
     target = torch.tensor([1.0, 2.0, 3.0])
     assert explained_variance(target, target) == 1.0
-    assert explained_variance(torch.zeros(3), target) < 0.0 + 1e-6
+    assert explained_variance(torch.zeros(3), target) == pytest.approx(0.0, abs=1e-6)
+    assert explained_variance(target + 1.0, target) == pytest.approx(1.0)  # a bias is free
+    assert explained_variance(-target, target) == pytest.approx(-3.0)
     assert math.isnan(explained_variance(torch.zeros(3), torch.ones(3)))
+
+
+def test_policy_gradient_is_zero_where_the_clip_binds_and_not_inside():
+    # ratio, advantage: the clip binds above 1 + eps for A > 0 and below 1 - eps for A < 0;
+    # on the other side the unclipped term is the pessimistic one and keeps its gradient.
+    cases = [
+        (1.5, 1.0, "clipped"),
+        (0.5, -1.0, "clipped"),
+        (1.3, 2.0, "clipped"),
+        (1.5, -1.0, "free"),
+        (0.5, 1.0, "free"),
+        (1.1, 2.0, "free"),
+        (0.9, -1.0, "free"),
+        (1.0, 0.5, "free"),
+    ]
+    ratios = torch.tensor([r for r, _, _ in cases])
+    advantages = torch.tensor([a for _, a, _ in cases])
+    new_logprob = ratios.log().requires_grad_()
+    out = ppo_loss(
+        new_logprob,
+        torch.zeros(len(cases)),
+        advantages,
+        torch.zeros(len(cases)),
+        torch.zeros(len(cases)),
+        torch.zeros(len(cases)),
+        torch.zeros(len(cases)),
+        clip_coef=0.2,
+        clip_vloss=True,
+        vf_coef=0.5,
+        ent_coef=0.01,
+        norm_adv=False,
+    )
+    out.loss.backward()
+    for (ratio, advantage, kind), grad in zip(cases, new_logprob.grad.tolist(), strict=True):
+        if kind == "clipped":
+            assert grad == 0.0, (ratio, advantage)
+        else:
+            # d(-A r / B)/d(log r) = -A r / B
+            assert math.isclose(grad, -advantage * ratio / len(cases), rel_tol=1e-6)

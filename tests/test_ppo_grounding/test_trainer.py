@@ -4,6 +4,7 @@ import pytest
 import torch
 from ppo_grounding import PPOTrainer
 from ppo_grounding.checkpoint import latest_checkpoint
+from ppo_grounding.gae import compute_gae
 from ppo_grounding.metrics import read_metrics
 
 from .helpers import tiny_config
@@ -174,3 +175,96 @@ def test_metrics_of_a_run_without_checkpoint_are_not_overwritten(tmp_path):
     with pytest.raises(FileExistsError, match="already holds a run"):
         PPOTrainer(tiny_config(tmp_path / "run"))
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == '{"update": 1}\n'
+
+
+def test_target_kl_is_checked_after_every_minibatch_not_once_per_epoch(tmp_path):
+    # 16 transitions in minibatches of 4: 4 optimiser steps per epoch, 8 in 2 epochs. The first
+    # step sees the rollout's own policy (KL exactly 0); the second sees a moved policy, whose KL
+    # exceeds any tiny target. Checked per minibatch the update stops there, after 2 steps;
+    # CleanRL's check once per epoch would have finished the epoch's 4 steps first.
+    config = tiny_config(tmp_path / "run", minibatch_size=4, update_epochs=2, target_kl=1e-12)
+    trainer = PPOTrainer(config)
+    steps = []
+    original_step = trainer.optimizer.step
+
+    def counting_step(*args, **kwargs):
+        steps.append(1)
+        return original_step(*args, **kwargs)
+
+    trainer.optimizer.step = counting_step
+    rollout, _ = trainer.collect_rollout()
+    metrics = trainer.update(rollout)
+    assert metrics["losses/minibatch_steps"] == len(steps) == 2
+    assert metrics["losses/approx_kl"] > config.ppo.target_kl
+    config.ppo.target_kl = None
+    assert trainer.update(rollout)["losses/minibatch_steps"] == 8
+
+
+def test_bootstrap_truncated_values_the_final_observation_of_each_timeout(tmp_path):
+    # GoToObjS4 times out after 16 steps: in 16 steps of 2 envs one episode does.
+    config = tiny_config(
+        tmp_path / "run", total_frames=32, num_steps=16, minibatch_size=16, bootstrap_truncated=True
+    )
+    config.env.env_id = "BabyAI-Text-GoToObjS4-v0"
+    trainer = PPOTrainer(config)
+    rollouts, valued, final_texts = [], [], {}
+    update, value, step = trainer.update, trainer.policy.value, trainer.envs.step
+
+    def recording_update(rollout):
+        rollouts.append(rollout)
+        return update(rollout)
+
+    def recording_value(prompts):
+        valued.append(list(prompts))
+        return value(prompts)
+
+    def recording_step(action):
+        result = step(action)
+        info = result[-1]
+        if "final_obs" in info:
+            final_texts[len(final_texts)] = [
+                obs["text"] if done else None
+                for obs, done in zip(info["final_obs"], info["_final_obs"], strict=True)
+            ]
+        else:
+            final_texts[len(final_texts)] = [None] * config.env.num_envs
+        return result
+
+    trainer.update, trainer.policy.value, trainer.envs.step = (
+        recording_update,
+        recording_value,
+        recording_step,
+    )
+    assert trainer.train().update == 1
+    (rollout,) = rollouts
+    timed_out = rollout.truncated & ~rollout.terminated
+    assert timed_out.sum() == 1
+    assert (rollout.truncated_values[timed_out] != 0).all()
+    assert (rollout.truncated_values[~timed_out] == 0).all()
+    # The valued prompt ends with the episode's final observation, not the next one's first.
+    ((t, env),) = timed_out.nonzero().tolist()
+    (final_prompt,) = [p[0] for p in valued if len(p) == 1]
+    next_prompts = rollout.prompts[t + 1] if t + 1 < config.ppo.num_steps else valued[-1]
+    assert final_texts[t][env].splitlines()[-1] in final_prompt
+    assert final_prompt != next_prompts[env]
+    # ...and GAE used it: without it the timed-out step's advantage would differ.
+    no_bootstrap, _ = compute_gae(
+        rollout.rewards,
+        rollout.values,
+        rollout.next_value,
+        rollout.terminated,
+        rollout.truncated,
+        config.ppo.gamma,
+        config.ppo.gae_lambda,
+    )
+    with_bootstrap, _ = compute_gae(
+        rollout.rewards,
+        rollout.values,
+        rollout.next_value,
+        rollout.terminated,
+        rollout.truncated,
+        config.ppo.gamma,
+        config.ppo.gae_lambda,
+        rollout.truncated_values,
+    )
+    assert with_bootstrap[t, env] != no_bootstrap[t, env]
