@@ -2,6 +2,8 @@
 for the offline cache every test shares)."""
 
 import pytest
+from llm_policy import ActionScorer
+from llm_policy.loading import load_model_and_tokenizer
 
 from .tiny_models import build_tiny_model
 
@@ -16,5 +18,20 @@ def tiny_model_dir(tmp_path_factory):
         if kind not in built:
             built[kind] = str(build_tiny_model(kind, root / kind))
         return built[kind]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def scorers(tiny_model_dir):
+    """scorers(kind) -> an ActionScorer (eval mode) on that tiny model, one per test module."""
+    cache = {}
+
+    def get(kind):
+        if kind not in cache:
+            model, tok = load_model_and_tokenizer(tiny_model_dir(kind))
+            model.eval()
+            cache[kind] = ActionScorer(model, tok)
+        return cache[kind]
 
     return get

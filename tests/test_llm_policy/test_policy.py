@@ -74,7 +74,7 @@ def test_lora_trains_only_adapters_and_heads(tiny_model_dir, kind, targets):
     assert adapted == targets
     trainable = policy.trainable_parameters()
     assert {id(p) for p in trainable} == {
-        id(p) for n, p in policy.named_parameters() if p.requires_grad
+        id(p) for n, p in policy.named_parameters() if "lora_" in n or n.startswith("value_head.")
     }
     assert sum(p.numel() for p in trainable) < sum(p.numel() for p in policy.parameters())
     out = policy(prompts(2), [ACTIONS, ACTIONS])
@@ -222,7 +222,10 @@ def test_lora_checkpoints_of_offline_models_carry_their_base(tmp_path, monkeypat
 
 def test_loading_never_unpickles(tiny_model_dir, tmp_path, monkeypatch):
     policy = make(tiny_model_dir, "gpt2")
+    perturb_trainable(policy)
     policy.save_pretrained(tmp_path / "ckpt")
+    with torch.no_grad():
+        want = policy(prompts(1), [ACTIONS]).logits
 
     def refuse(*args, **kwargs):
         raise AssertionError("a pickle was loaded")
@@ -230,7 +233,9 @@ def test_loading_never_unpickles(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "load", refuse)
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
-    LLMPolicy.from_pretrained(tmp_path / "ckpt")
+    loaded = LLMPolicy.from_pretrained(tmp_path / "ckpt")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(prompts(1), [ACTIONS]).logits, want, atol=1e-5, rtol=0)
 
 
 def test_missing_or_mismatched_checkpoints_are_explained(tiny_model_dir, tmp_path):
@@ -368,7 +373,7 @@ def test_offline_defaults_work_out_of_the_box(name):
 
 
 def test_token_normalisation_removes_the_length_bias_of_random_models():
-    """LEARNING-NOTES: at random init, one-token actions win under "sum"; "token" evens it out."""
+    """At random init, one-token actions win under "sum"; "token" evens it out."""
     policy = LLMPolicy(PolicyConfig(model="offline-gpt2", value_head_hidden=8))
     with torch.no_grad():
         out = policy.score(prompts(4), [ACTIONS] * 4)

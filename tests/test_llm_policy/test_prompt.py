@@ -76,7 +76,13 @@ def test_templates_languages_and_custom_callables():
         == "custom"
     )
     assert seen["observations"] == [["o2"], ["o3"]] and seen["actions"] == ["a2"]
-    assert PAPER_TEMPLATE == PromptTemplate()
+    # the "en" key and PAPER_TEMPLATE are the default wording
+    default = build_prompt("g", [["o1"], ["o2"]], ["a1"], ["x", "y"])
+    assert build_prompt("g", [["o1"], ["o2"]], ["a1"], ["x", "y"], template="en") == default
+    assert build_prompt("g", [["o1"], ["o2"]], ["a1"], ["x", "y"], template=PAPER_TEMPLATE) == (
+        "Possible action of the agent: x, y\nGoal of the agent: g\n"
+        "Observation 0: o1,\nAction 0: a1\nObservation 1: o2,\nAction 1:"
+    )
 
 
 @pytest.mark.parametrize(

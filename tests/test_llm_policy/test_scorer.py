@@ -1,82 +1,14 @@
-"""The fast scorer equals the naive per-pair computation, for values and gradients."""
+"""Every scoring method equals the per-pair references, for values and gradients, on every model
+family: T5, Flan-T5-style (untied head), GPT-2, Llama, Qwen2 tiny configs."""
 
 import pytest
 import torch
-from llm_policy import (
-    ENGLISH_ACTION_NAMES,
-    FRENCH_ACTION_NAMES,
-    SYNONYM_ACTION_NAMES,
-    ActionScorer,
-    PromptTruncationWarning,
-    build_prompt,
-)
+from llm_policy import ActionScorer
 from llm_policy.batching import length_groups
 from llm_policy.loading import load_model_and_tokenizer
 from llm_policy.reference import naive_scores, padded_batch_scores
 
-KINDS = ("t5", "flan-t5", "gpt2", "llama", "qwen2")
-FAST = {
-    "t5": "recompute",
-    "flan-t5": "recompute",
-    "gpt2": "packed",
-    "llama": "packed",
-    "qwen2": "packed",
-}
-ATOL = 1e-4
-
-
-def make_prompts():
-    obs = [
-        ["You see a wall 5 steps forward", "You see a blue key 1 step left and 2 steps forward"],
-        ["You see a wall 4 steps forward"],
-        ["You carry a red ball", "You see a closed yellow door 2 steps right and 3 steps forward"],
-    ]
-    return [
-        build_prompt(
-            "pick up the blue key", obs, ["go forward", "turn left"], ENGLISH_ACTION_NAMES
-        ),
-        build_prompt("go to the red ball", obs[:1], [], ENGLISH_ACTION_NAMES),
-        build_prompt(
-            "va à la boîte rouge",
-            [["Tu vois un mur à 2 pas devant"]],
-            [],
-            FRENCH_ACTION_NAMES,
-            template="fr",
-        ),
-        build_prompt(
-            "open the door", obs[1:], ["toggle"], SYNONYM_ACTION_NAMES, num_observations=1
-        ),
-    ]
-
-
-CANDIDATES = [
-    list(ENGLISH_ACTION_NAMES),
-    ["go forward", "drop"],  # prompts may have different candidate lists
-    list(FRENCH_ACTION_NAMES),
-    ["switch", "pick up the red key then go to the grey door", "rotate left"],
-]
-
-
-@pytest.fixture(scope="module")
-def scorers(tiny_model_dir):
-    cache = {}
-
-    def get(kind):
-        if kind not in cache:
-            model, tok = load_model_and_tokenizer(tiny_model_dir(kind))
-            model.eval()
-            cache[kind] = ActionScorer(model, tok)
-        return cache[kind]
-
-    return get
-
-
-def finite_close(a, b, atol=ATOL):
-    assert a.shape == b.shape
-    assert torch.equal(torch.isinf(a), torch.isinf(b))
-    fin = torch.isfinite(a)
-    err = (a[fin] - b[fin]).abs().max().item()
-    assert err <= atol, err
+from .scoring_cases import ATOL, CANDIDATES, FAST, KINDS, finite_close, make_prompts
 
 
 @pytest.mark.parametrize("normalization", ["sum", "token", "word"])
@@ -232,64 +164,6 @@ def test_shared_candidate_list_and_single_token_actions(scorers):
     finite_close(shared, want)
     finite_close(explicit, want)
     finite_close(single, want)
-
-
-def test_bad_input_is_explained(scorers):
-    scorer = scorers("gpt2")
-    p = make_prompts()[:2]
-    with pytest.raises(ValueError, match=r"candidates\[1\] is empty"):
-        scorer.score(p, [["go forward"], []])
-    with pytest.raises(ValueError, match="2 prompts but 3 candidate lists"):
-        scorer.score(p, [["a"], ["b"], ["c"]])
-    with pytest.raises(ValueError, match="unknown normalization"):
-        scorer.score(p, [["a"], ["b"]], normalization="mean")
-    with pytest.raises(ValueError, match="has no tokens"):
-        scorer.score(p, [["go forward"], [" "]])
-    with pytest.raises(TypeError, match="list of str"):
-        scorer.score(p[0], [["a"]])
-    with pytest.raises(TypeError, match=r"candidates\[0\]\[1\]"):
-        scorer.score(p, [["a", 3], ["b"]])
-    with pytest.raises(ValueError, match="prompts is empty"):
-        scorer.score([], [])
-    with pytest.raises(ValueError, match="decoder-only"):
-        scorers("t5").score(p, [["a"], ["b"]], method="packed")
-    with pytest.raises(ValueError, match="encoder-decoder"):
-        scorer.score(p, [["a"], ["b"]], method="recompute")
-    with pytest.raises(ValueError, match="unknown scoring method"):
-        scorer.score(p, [["a"], ["b"]], method="fast")
-
-
-@pytest.mark.parametrize("kind", ["gpt2", "t5"])
-def test_long_prompts_are_truncated_from_the_left(scorers, kind):
-    scorer = scorers(kind)  # tiny models accept 128 tokens (positions / tokenizer limit)
-    history = [
-        [f"You see a wall {i % 7} steps forward", "You see a red ball 1 step left"]
-        for i in range(30)
-    ]
-    long_prompt = build_prompt(
-        "go to the red ball",
-        history,
-        ["go forward"] * 29,
-        ENGLISH_ACTION_NAMES,
-        num_observations=30,
-    )
-    cands = [["go forward", "pick up the red key then go to the grey door"]]
-    with pytest.warns(PromptTruncationWarning, match="truncated from the left"):
-        tb = scorer.tokenize([long_prompt], cands)
-    full = scorer.tokenizer(long_prompt)["input_ids"]
-    kept = tb.prompt_ids[0]
-    assert len(kept) < len(full) and kept == full[len(full) - len(kept) :]  # the end is kept
-    if kind == "gpt2":  # prompt + action must fit the 128 positions
-        assert len(kept) + sum(len(c) - 1 for c in tb.candidate_ids) + 1 == 128
-    with torch.no_grad(), pytest.warns(PromptTruncationWarning):
-        got = scorer.score([long_prompt], cands).scores
-    with torch.no_grad(), pytest.warns(PromptTruncationWarning):
-        finite_close(got, naive_scores(scorer, [long_prompt], cands))
-
-    limited = ActionScorer(scorer.model, scorer.tokenizer, max_prompt_tokens=10)
-    with pytest.warns(PromptTruncationWarning, match="max_prompt_tokens=10"):
-        tb = limited.tokenize([long_prompt], cands)
-    assert tb.prompt_ids[0] == full[-10:]
 
 
 @pytest.mark.parametrize("kind", ["t5", "gpt2"])
