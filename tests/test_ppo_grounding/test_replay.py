@@ -13,6 +13,7 @@ import torch
 from llm_policy import LLMPolicy, PolicyConfig, build_prompt
 from PIL import Image
 from ppo_grounding.cli import main
+from ppo_grounding.evaluate import make_env
 from ppo_grounding.replay import play_episode, render_episode, replay, write_gif
 from ppo_grounding.substitutions import NEW_NOUNS, SubstituteWords
 
@@ -131,3 +132,11 @@ def test_cli_replay_under_a_test(tmp_path, capsys):
     gif = out / "episode_000_seed_1000000.gif"
     assert gif_frames(gif)[0] == 3
     assert f"wrote {gif}" in capsys.readouterr().out
+
+
+def test_replay_charts_the_extra_actions_too():
+    env = make_env(ENV, extra_actions=("sleep", "dance"), render_mode="rgb_array")
+    episode = play_episode(ExpertPolicy(env), env, seed=1_000_000, greedy=True, max_steps=2)
+    assert episode.action_names == [*babyai_text.ACTION_NAMES["en"], "sleep", "dance"]
+    assert all(step.probs.shape == (8,) for step in episode.steps)
+    assert len(render_episode(episode)) == 3

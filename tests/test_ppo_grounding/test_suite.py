@@ -7,9 +7,9 @@ import re
 
 import numpy as np
 import pytest
-from babyai_text import MIXED_TASKS
+from babyai_text import ACTION_NAMES, MIXED_TASKS
 from ppo_grounding.cli import main
-from ppo_grounding.evaluate import wilson_interval
+from ppo_grounding.evaluate import EXTRA_ACTION_PHRASES, extra_action_phrases, wilson_interval
 from ppo_grounding.suite import (
     CSV_COLUMNS,
     TESTS,
@@ -213,3 +213,52 @@ def test_cli_suite_over_a_run_and_over_an_untrained_model(tmp_path, capsys):
     main(["evaluate", "--checkpoint", "offline-gpt2", *suite, "--env-id", "BabyAI-Text-GoToRedBallNoDists-v0", "--suite-tests", "french", "--baselines", "", "--out", str(tmp_path / "b")])  # fmt: skip
     md = (tmp_path / "b" / "generalisation.md").read_text()
     assert "(untrained: zero-shot)" in md and "| french | all |" in md and "random" not in md
+
+
+def test_extra_actions_are_offered_in_every_test_and_do_nothing():
+    offered = set()
+
+    class Extra:
+        """Always picks the last phrase: an extra, which executes minigrid's no-op `done`."""
+
+        def __call__(self, prompts, action_names):
+            offered.add(tuple(action_names))
+            return np.full(len(prompts), len(action_names) - 1)
+
+    rows = run_suite(
+        Extra(),
+        env_id="BabyAI-Text-GoToRedBallNoDists-v0",
+        tests="baseline,synonym_actions",
+        baselines=None,
+        episodes=2,
+        num_envs=2,
+        num_observations=1,
+        extra_actions=extra_action_phrases(2),
+    )
+    assert offered == {
+        (*ACTION_NAMES["en"], "sleep", "dance"),
+        (*ACTION_NAMES["synonyms"], "sleep", "dance"),
+    }
+    for row in rows:
+        assert row.result.successes == 0 and row.result.mean_length == 64  # never moved
+    assert [r.action_names for r in rows] == ["en+2 extra", "synonyms+2 extra"]
+    assert extra_action_phrases(0) == () and len(EXTRA_ACTION_PHRASES) == 10
+    with pytest.raises(ValueError, match="choose an int from 0 to 10"):
+        extra_action_phrases(11)
+
+
+def test_an_action_head_without_the_extra_actions_does_not_match_the_env():
+    class ActionHeadPolicy(NeverCalled):
+        class config:
+            head, num_actions = "action_head", 6
+
+    with pytest.raises(ValueError, match="offers 7 actions but the policy's action head outputs 6"):
+        run_suite(ActionHeadPolicy(), tests="baseline", extra_actions=("sleep",))
+
+
+def test_cli_checks_extra_actions_before_it_loads_the_model(tmp_path):
+    missing = str(tmp_path / "no-such-run")
+    with pytest.raises(SystemExit, match="--extra-actions: 11 extra actions: choose an int"):
+        main(["evaluate", "--checkpoint", missing, "--suite", "generalisation", "--extra-actions", "11"])  # fmt: skip
+    with pytest.raises(SystemExit, match="--extra-actions: -1 extra actions"):
+        main(["evaluate", "--checkpoint", missing, "--extra-actions", "-1"])

@@ -38,6 +38,8 @@ class EvaluateArgs:
     """Also evaluate a uniformly random agent on the same seeds."""
     num_observations: int | None = None
     """Observations kept in the prompt (default: the run's; 1 for an untrained model)."""
+    extra_actions: int = 0
+    """Also offer the first N useless phrases (sleep, dance, sing, ...; evaluate.EXTRA_ACTION_PHRASES), executed as no-ops: the action-space experiment."""
     suite: Literal["generalisation"] | None = None
     """Run a suite of tests instead of one evaluation: "generalisation" (the paper's tests)."""
     suite_tests: str | None = None
@@ -68,6 +70,8 @@ class ReplayArgs:
     """Stop each replay after this many steps (default: the whole episode)."""
     fps: float = 2.0
     """Frames per second of the GIFs."""
+    extra_actions: int = 0
+    """Also offer the first N useless phrases (sleep, dance, sing, ...; evaluate.EXTRA_ACTION_PHRASES), executed as no-ops: the action-space experiment."""
     num_observations: int | None = None
     """Observations kept in the prompt (default: the run's; 1 for an untrained model)."""
 
@@ -110,6 +114,15 @@ def train(argv: list[str]) -> None:
     )
 
 
+def _extra_actions(n: int, command: str) -> tuple[str, ...]:
+    from .evaluate import extra_action_phrases
+
+    try:
+        return extra_action_phrases(n)
+    except ValueError as error:
+        raise SystemExit(f"ppo-grounding {command}: --extra-actions: {error}") from None
+
+
 def _load(source: str):
     from .evaluate import load_policy
 
@@ -126,6 +139,7 @@ def evaluate(argv: list[str]) -> None:
     from .evaluate import PolicyAgent, RandomAgent
     from .evaluate import evaluate as run_evaluation
 
+    extra_actions = _extra_actions(args.extra_actions, "evaluate")
     policy, run_config, _ = _load(args.checkpoint)
     env_id = args.env_id or run_config.env.env_id
     common = dict(
@@ -134,6 +148,7 @@ def evaluate(argv: list[str]) -> None:
         num_envs=args.num_envs,
         num_observations=args.num_observations or run_config.env.num_observations,
         language=run_config.env.language,
+        extra_actions=extra_actions,
     )
     result = run_evaluation(
         PolicyAgent(policy, greedy=args.greedy), env_id, progress=True, **common
@@ -156,6 +171,7 @@ def generalisation_suite(args: EvaluateArgs) -> None:
             raise ValueError(f"--episodes {args.episodes}: evaluate at least 1 episode")
     except ValueError as error:
         raise SystemExit(f"ppo-grounding evaluate: {error}") from None
+    extra_actions = _extra_actions(args.extra_actions, "evaluate")
     policy, run_config, kind = _load(args.checkpoint)
     env_id = args.env_id or (run_config.env.env_id if kind == "trained" else suite.DEFAULT_ENV_ID)
     num_observations = args.num_observations or run_config.env.num_observations
@@ -170,6 +186,7 @@ def generalisation_suite(args: EvaluateArgs) -> None:
             num_envs=args.num_envs,
             num_observations=num_observations,
             greedy=args.greedy,
+            extra_actions=extra_actions,
             progress=True,
         )
     except ValueError as error:
@@ -181,7 +198,10 @@ def generalisation_suite(args: EvaluateArgs) -> None:
         f"suite env `{env_id}`; {args.episodes} episodes per test and agent, seeds "
         f"{args.seed_offset}-{last_seed}; actions {'greedy' if args.greedy else 'sampled'}; "
         f"{num_observations} observation(s) per prompt. Success: return > 0, with its 95% "
-        "Wilson interval.\n\n" + suite.describe_tests(tests)
+        "Wilson interval."
+        + (f" Extra no-op actions offered: {', '.join(extra_actions)}." if extra_actions else "")
+        + "\n\n"
+        + suite.describe_tests(tests)
     )
     md, table = suite.write_tables(rows, args.out, heading=heading)
     print(suite.markdown_table(rows))
@@ -201,11 +221,12 @@ def replay(argv: list[str]) -> None:
             raise ValueError(f"--episodes {args.episodes}: replay at least 1 episode")
     except ValueError as error:
         raise SystemExit(f"ppo-grounding replay: {error}") from None
+    extra_actions = _extra_actions(args.extra_actions, "replay")
     policy, run_config, kind = _load(args.checkpoint)
     env_id = test.env_id or args.env_id
     env_id = env_id or (run_config.env.env_id if kind == "trained" else suite.DEFAULT_ENV_ID)
     try:
-        suite.check_setup([test], env_id, args.seed_offset, policy)
+        suite.check_setup([test], env_id, args.seed_offset, policy, extra_actions)
     except ValueError as error:
         raise SystemExit(f"ppo-grounding replay: {error}") from None
     paths = write_replays(
@@ -217,6 +238,7 @@ def replay(argv: list[str]) -> None:
         num_observations=args.num_observations or run_config.env.num_observations,
         greedy=args.greedy,
         max_steps=args.max_steps,
+        extra_actions=extra_actions,
         fps=args.fps,
         title=args.checkpoint if args.test is None else f"{args.checkpoint}, test {test.name}",
         progress=True,

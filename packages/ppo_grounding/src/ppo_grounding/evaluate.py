@@ -32,6 +32,52 @@ EVAL_SEED_OFFSET = 1_000_000
 Agent = Callable[[list[str], Sequence[str]], np.ndarray]
 """An agent maps prompts (one per env) and the action names to action indices, shape (N,)."""
 
+EXTRA_ACTION_PHRASES = (
+    "sleep",
+    "dance",
+    "sing",
+    "think",
+    "wait",
+    "jump",
+    "wave",
+    "shout",
+    "sit down",
+    "look around",
+)
+"""Useless phrases for the action-space experiment: offered after the real actions, they execute
+minigrid's `done`, a no-op in BabyAI (babyai_text's `extra_actions=` keyword)."""
+
+
+def extra_action_phrases(n: int) -> tuple[str, ...]:
+    """The first `n` of EXTRA_ACTION_PHRASES (0: none)."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= len(EXTRA_ACTION_PHRASES):
+        raise ValueError(
+            f"{n!r} extra actions: choose an int from 0 to {len(EXTRA_ACTION_PHRASES)} "
+            f"(the phrases, in order: {', '.join(EXTRA_ACTION_PHRASES)})"
+        )
+    return EXTRA_ACTION_PHRASES[:n]
+
+
+def make_env(
+    env_id: str,
+    *,
+    language: str = "en",
+    action_names: str | None = None,
+    extra_actions: Sequence[str] = (),
+    env_wrapper: Callable[[gym.Env], gym.Env] | None = None,
+    render_mode: str | None = None,
+) -> gym.Env:
+    """`gym.make` with the keywords of an evaluation; `env_wrapper` goes on top."""
+    kwargs: dict = {"language": language}
+    if action_names is not None:
+        kwargs["action_names"] = action_names
+    if extra_actions:
+        kwargs["extra_actions"] = tuple(extra_actions)
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
+    env = gym.make(env_id, **kwargs)
+    return env if env_wrapper is None else env_wrapper(env)
+
 
 @dataclass
 class EvalResult:
@@ -116,6 +162,7 @@ def evaluate(
     num_observations: int = 3,
     language: str = "en",
     action_names: str | None = None,
+    extra_actions: Sequence[str] = (),
     template: PromptTemplate | str | None = None,
     env_wrapper: Callable[[gym.Env], gym.Env] | None = None,
     progress: bool = False,
@@ -129,6 +176,8 @@ def evaluate(
         num_observations: observations kept in each prompt.
         language: language of the env's descriptions and mission ("en", "fr").
         action_names: the env's action-name variant ("en", "fr", "synonyms"; None: `language`).
+        extra_actions: useless phrases offered after the real actions, executed as a no-op
+            (see `extra_action_phrases`).
         template: prompt wording, a `llm_policy.PromptTemplate` or a `TEMPLATES` key (None:
             `language`).
         env_wrapper: applied to every env after `gym.make` (e.g. `SubstituteWords`).
@@ -142,12 +191,16 @@ def evaluate(
     if episodes < 1:
         raise ValueError(f"episodes={episodes}: evaluate at least 1 episode.")
     num_envs = min(num_envs, episodes)
-    make_kwargs = {"language": language}
-    if action_names is not None:
-        make_kwargs["action_names"] = action_names
-    envs = [gym.make(env_id, **make_kwargs) for _ in range(num_envs)]
-    if env_wrapper is not None:
-        envs = [env_wrapper(env) for env in envs]
+    envs = [
+        make_env(
+            env_id,
+            language=language,
+            action_names=action_names,
+            extra_actions=extra_actions,
+            env_wrapper=env_wrapper,
+        )
+        for _ in range(num_envs)
+    ]
     names = list(envs[0].unwrapped.action_names)
     history = EpisodeHistory(num_envs, num_observations, language if template is None else template)
     seeds = iter(range(seed_offset, seed_offset + episodes))

@@ -19,13 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import babyai_text  # noqa: F401  (registers the BabyAI-Text-* IDs)
 import gymnasium as gym
 import numpy as np
 import torch
 from llm_policy import PromptTemplate
 
-from .evaluate import EVAL_SEED_OFFSET
+from .evaluate import EVAL_SEED_OFFSET, make_env
 from .history import EpisodeHistory, sentences_of
 
 __all__ = ["EpisodeReplay", "ReplayStep", "play_episode", "render_episode", "replay", "write_gif"]
@@ -207,6 +206,7 @@ def replay(
     num_observations: int = 3,
     language: str = "en",
     action_names: str | None = None,
+    extra_actions: Sequence[str] = (),
     template: PromptTemplate | str | None = None,
     env_wrapper: Callable[[gym.Env], gym.Env] | None = None,
     greedy: bool = False,
@@ -221,12 +221,14 @@ def replay(
         raise ValueError(f"episodes={episodes}: replay at least 1 episode.")
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps={max_steps}: must be at least 1 (or None: the whole episode)")
-    make_kwargs = {"language": language, "render_mode": "rgb_array"}
-    if action_names is not None:
-        make_kwargs["action_names"] = action_names
-    env = gym.make(env_id, **make_kwargs)
-    if env_wrapper is not None:
-        env = env_wrapper(env)
+    env = make_env(
+        env_id,
+        language=language,
+        action_names=action_names,
+        extra_actions=extra_actions,
+        env_wrapper=env_wrapper,
+        render_mode="rgb_array",
+    )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(seed_offset)

@@ -25,7 +25,7 @@ import babyai_text
 import gymnasium as gym
 import torch
 
-from .evaluate import Agent, EvalResult, PolicyAgent, RandomAgent, evaluate
+from .evaluate import Agent, EvalResult, PolicyAgent, RandomAgent, evaluate, make_env
 from .substitutions import (
     COLOUR_SYNONYMS,
     INVENTED_ADJECTIVES,
@@ -195,17 +195,19 @@ class SuiteRow:
     result: EvalResult
 
 
-def check_setup(tests: Sequence[GeneralisationTest], env_id: str, seed: int, policy) -> None:
+def check_setup(
+    tests: Sequence[GeneralisationTest],
+    env_id: str,
+    seed: int,
+    policy,
+    extra_actions: Sequence[str] = (),
+) -> None:
     """Build and reset each test's env once, so a bad env or setting fails before the long
     work; check that an action-head policy outputs one logit per action of every env."""
     for test in tests:
         kwargs = test.evaluate_kwargs()
-        make_kwargs = {"language": test.language}
-        if test.action_names is not None:
-            make_kwargs["action_names"] = test.action_names
-        env = gym.make(test.env(env_id), **make_kwargs)
-        if kwargs["env_wrapper"] is not None:
-            env = kwargs["env_wrapper"](env)
+        kwargs.pop("template")
+        env = make_env(test.env(env_id), extra_actions=extra_actions, **kwargs)
         env.reset(seed=seed)
         names = env.unwrapped.action_names
         env.close()
@@ -229,11 +231,13 @@ def run_suite(
     num_envs: int = 16,
     num_observations: int = 3,
     greedy: bool = False,
+    extra_actions: Sequence[str] = (),
     progress: bool = False,
 ) -> list[SuiteRow]:
     """Evaluate `policy` (an LLMPolicy, or any `Agent`) and the baselines on each test.
 
-    Names are checked, and every test's env built and reset once, before any episode is played.
+    `extra_actions` are offered in every test after its action names (no-ops). Names are
+    checked, and every test's env built and reset once, before any episode is played.
     Each (test, agent) evaluation restarts from the same seeds and a fresh agent RNG, so a row
     does not depend on which other tests ran. Returns the rows in table order.
     """
@@ -242,7 +246,7 @@ def run_suite(
     chosen = [TESTS[n] for n in test_names]
     for test in chosen:
         check_env_id(test.env(env_id))
-    check_setup(chosen, env_id, seed_offset, policy)
+    check_setup(chosen, env_id, seed_offset, policy, extra_actions)
 
     def make_agent(name: str) -> Agent:
         if name == "random":
@@ -262,6 +266,8 @@ def run_suite(
     for test in chosen:
         env = test.env(env_id)
         variant = test.action_names or test.language
+        if extra_actions:
+            variant += f"+{len(extra_actions)} extra"
         for agent in agents:
             if bar is not None:
                 bar.set_postfix_str(f"{test.name} / {agent}")
@@ -274,6 +280,7 @@ def run_suite(
                 num_observations=num_observations,
                 progress=progress,
                 label=f"{test.name} ({agent})",
+                extra_actions=extra_actions,
                 **test.evaluate_kwargs(),
             )
             rows.append(SuiteRow(test.name, "all", agent, env, test.language, variant, result))
