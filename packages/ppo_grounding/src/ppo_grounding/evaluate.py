@@ -123,7 +123,8 @@ class PolicyAgent:
 
     @torch.no_grad()
     def __call__(self, prompts: list[str], action_names: Sequence[str]) -> np.ndarray:
-        logits = self.policy(prompts, [list(action_names)] * len(prompts)).logits
+        # on the CPU: the sampling generator lives there, and so do the env's actions
+        logits = self.policy(prompts, [list(action_names)] * len(prompts)).logits.cpu()
         if self.greedy:
             return logits.argmax(-1).numpy()
         probs = torch.softmax(logits.float(), -1)

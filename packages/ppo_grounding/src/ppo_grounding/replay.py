@@ -87,7 +87,7 @@ def play_episode(
     while max_steps is None or len(replay.steps) < max_steps:
         picture = env.render()
         prompt = history.prompt(0, names)
-        logits = policy([prompt], [names]).logits[0].float()
+        logits = policy([prompt], [names]).logits[0].float().cpu()
         probs = torch.softmax(logits, -1)
         if greedy:
             action = int(probs.argmax())
