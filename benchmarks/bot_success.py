@@ -4,7 +4,7 @@
 
 Seeds 0..N-1 per level (`--paper-seeds` for the paper's local levels, `--seeds` for minigrid's
 levels), each episode capped at `--max-steps` steps on top of the level's own time limit. An
-episode succeeds when its return is > 0 (SPEC 3.2). Prints a Markdown table (level, episodes,
+episode succeeds when its return is > 0 (the paper's success criterion). Prints a Markdown table (level, episodes,
 success, mean steps of the successes, why the failures failed) and the levels below 100%; the
 package README pastes its output. One process, about two minutes of CPU.
 """

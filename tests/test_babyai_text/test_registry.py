@@ -73,3 +73,43 @@ def test_check_env(env_id):
         warnings.simplefilter("error")  # any checker warning fails the test
         check_env(env.unwrapped)
     env.close()
+
+
+def test_original_ids_are_opt_in_aliases():
+    code = (
+        "import gymnasium as gym, babyai_text\n"
+        "assert 'BabyAI-MixedTrainLocal-v0' not in gym.registry  # not at import\n"
+        "gym.register('BabyAI-PickupLocal-v0', entry_point='someone.else:Level')\n"
+        "try:\n"
+        "    babyai_text.register_original_ids()\n"
+        "except ValueError as e:\n"
+        "    assert 'already registered' in str(e)\n"
+        "else:\n"
+        "    raise AssertionError('clobbered another package s ID')\n"
+        "added = babyai_text.register_original_ids(override=True)\n"
+        "assert babyai_text.register_original_ids() == []  # idempotent\n"
+        "print(sorted(added))\n"
+        "assert 'BabyAI-Text-MixedTrainLocal-v0' in babyai_text.registered_ids()\n"
+        "assert 'BabyAI-MixedTrainLocal-v0' not in babyai_text.registration.minigrid_ids()\n"
+        "for name in ('MixedTrainLocal', 'MixedTestLocal', 'PickupLocal'):\n"
+        "    a, b = gym.make(f'BabyAI-{name}-v0'), gym.make(f'BabyAI-Text-{name}-v0')\n"
+        "    for seed in range(5):\n"
+        "        assert a.reset(seed=seed)[0] == b.reset(seed=seed)[0]\n"
+        "# a harness written for the original: reset until the level draws the wanted task\n"
+        "env = gym.make('BabyAI-MixedTrainLocal-v0', num_dists=0)\n"
+        "obs, info = env.reset(seed=0)\n"
+        "while env.unwrapped.action_kinds[0].replace(' ', '_') != 'pick_up_seq_go_to':\n"
+        "    obs, info = env.reset()\n"
+        "assert info['task'] == 'pickup_then_goto' and ', then go to' in obs['mission'] or"
+        " ' after you pick up ' in obs['mission']\n"
+        "done = False\n"
+        "while not done:\n"
+        "    obs, r, term, trunc, info = env.step(babyai_text.expert_action(env))\n"
+        "    done = term or trunc\n"
+        "assert term and r > 0\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    names = ["GoToAfterPickUpLocal", "MixedTestLocal", "MixedTrainLocal", "PickUpSeqGoToLocal"]
+    names += ["PickUpSeqPickUpLocal", "PickUpThenGoToLocal", "PickupLocal"]
+    assert out.stdout.strip() == str(sorted(f"BabyAI-{n}-v0" for n in names))

@@ -1,4 +1,4 @@
-"""The GLAM describer (SPEC 1.3): minigrid's egocentric view -> English or French sentences.
+"""The GLAM describer: minigrid's egocentric view -> English or French sentences.
 
 Pure functions. The input is the view minigrid already computed for its own observation
 (`obs["image"]`, i.e. `grid.encode(vis_mask)` of `gen_obs_grid`): a `(V, V, 3)` uint8 array
@@ -67,7 +67,7 @@ def _steps(n: int, t: dict[str, str]) -> str:
 def where_phrase(dx: int, dy: int, language: str = "en") -> str:
     """Position relative to the agent: `dx` cells to the right (negative: left), `dy` forward.
 
-    "2 steps forward", "1 step left", "3 steps right and 1 step forward" (SPEC 1.3).
+    "2 steps forward", "1 step left", "3 steps right and 1 step forward".
     """
     _check_language(language)
     t = DESCRIPTION_TEMPLATES[language]
@@ -168,7 +168,7 @@ def _tables(language: str, size: int) -> _Tables:
 
 
 def describe_view(image: np.ndarray, language: str = "en") -> list[str]:
-    """Sentences for minigrid's encoded egocentric view (SPEC 1.3).
+    """Sentences for minigrid's encoded egocentric view.
 
     Args:
         image: `(V, V, 3)` uint8, minigrid's `obs["image"]` (`grid.encode(vis_mask)` of

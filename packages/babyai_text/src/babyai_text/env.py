@@ -255,6 +255,11 @@ class BabyAITextEnv(gym.Env):
         ):
             raise ValueError(f"agent_view_size must be an odd int >= 3, got {view!r}")
 
+        # SDL, when a window opens (render_mode="human": gymnasium's HumanRendering, minigrid's
+        # ManualControl), would otherwise take over SIGINT/SIGTERM and a job scheduler's
+        # SIGTERM would no longer stop the process; a value the user set wins
+        os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
+
         level_cls = _load(level)
         if not (isinstance(level_cls, type) and issubclass(level_cls, RoomGridLevel)):
             raise ValueError(

@@ -98,7 +98,7 @@ DOOR_STATE_WORDS: dict[str, dict[str, str]] = {
 """Door state adjective per language (French: feminine, agreeing with "porte")."""
 
 DESCRIPTION_TEMPLATES: dict[str, dict[str, str]] = {
-    # SPEC 1.3. {a} is the article chosen for the next word ("a"/"an"; unused in French).
+    # {a} is the article chosen for the next word ("a"/"an"; unused in French).
     "en": {
         "carry": "You carry {a} {color} {type}",
         "wall": "You see a wall {where}",
@@ -124,7 +124,7 @@ DESCRIPTION_TEMPLATES: dict[str, dict[str, str]] = {
         "steps": "pas",
     },
 }
-"""Sentence templates of the describer (SPEC 1.3)."""
+"""Sentence templates of the describer."""
 
 MISSION_WORDS: dict[str, dict[str, str]] = {
     # Mission grammar of minigrid's verifier (`Instr.surface`) and its French translation.

@@ -5,15 +5,22 @@ from __future__ import annotations
 import gymnasium as gym
 import minigrid  # noqa: F401 - importing minigrid registers its BabyAI-* IDs
 
-__all__ = ["PAPER_LEVELS", "register_envs", "registered_ids", "minigrid_ids", "TEXT_PREFIX"]
+__all__ = [
+    "PAPER_LEVELS",
+    "TEXT_PREFIX",
+    "minigrid_ids",
+    "register_envs",
+    "register_original_ids",
+    "registered_ids",
+]
 
 ENTRY_POINT = "babyai_text.env:BabyAITextEnv"
 SOURCE_PREFIX = "BabyAI-"
 TEXT_PREFIX = "BabyAI-Text-"
 
 PAPER_LEVELS: dict[str, dict] = {
-    # ID suffix -> kwargs of BabyAITextEnv (SPEC 1.1); num_dists=8 as in the paper, kept in the
-    # kwargs so that `env.spec.kwargs` records it
+    # ID suffix -> kwargs of BabyAITextEnv; num_dists=8 distractors as in the paper, kept in
+    # the kwargs so that `env.spec.kwargs` records it
     "PickupLocal-v0": {"level": "babyai_text.levels:PickupLocal", "num_dists": 8},
     "PickUpSeqGoToLocal-v0": {"level": "babyai_text.levels:PickUpSeqGoToLocal", "num_dists": 8},
     "PickUpThenGoToLocal-v0": {"level": "babyai_text.levels:PickUpThenGoToLocal", "num_dists": 8},
@@ -35,8 +42,10 @@ def minigrid_ids() -> list[str]:
     """minigrid's `BabyAI-*` IDs, in registry order (96 in minigrid 3.2)."""
     return [
         env_id
-        for env_id in gym.registry
-        if env_id.startswith(SOURCE_PREFIX) and not env_id.startswith(TEXT_PREFIX)
+        for env_id, spec in gym.registry.items()
+        if env_id.startswith(SOURCE_PREFIX)
+        and not env_id.startswith(TEXT_PREFIX)
+        and spec.entry_point != ENTRY_POINT  # our own aliases (`register_original_ids`)
     ]
 
 
@@ -66,6 +75,33 @@ def register_envs() -> list[str]:
             continue
         gym.register(id=text_id, entry_point=ENTRY_POINT, kwargs=dict(kwargs))
         added.append(text_id)
+    return added
+
+
+def register_original_ids(override: bool = False) -> list[str]:
+    """Register the paper's levels under the original's IDs, without `Text`: opt-in aliases.
+
+    `BabyAI-MixedTrainLocal-v0`, `BabyAI-MixedTestLocal-v0`, `BabyAI-PickupLocal-v0`, ... make
+    the same envs as their `BabyAI-Text-` IDs, so harnesses written for the original run
+    unchanged. Never called at import: other packages (the original's, its forks) register the
+    same IDs. An ID already registered by someone else raises a ValueError unless `override`;
+    ours are left as they are (idempotent). Returns the IDs it registered now.
+    """
+    added = []
+    for suffix, kwargs in PAPER_LEVELS.items():
+        env_id = SOURCE_PREFIX + suffix
+        spec = gym.registry.get(env_id)
+        if spec is not None and spec.entry_point == ENTRY_POINT and not override:
+            continue
+        if spec is not None and not override:
+            raise ValueError(
+                f"{env_id} is already registered (entry point {spec.entry_point!r}); "
+                "register_original_ids(override=True) replaces it with babyai-text's level"
+            )
+        if spec is not None:
+            del gym.registry[env_id]
+        gym.register(id=env_id, entry_point=ENTRY_POINT, kwargs=dict(kwargs))
+        added.append(env_id)
     return added
 
 
