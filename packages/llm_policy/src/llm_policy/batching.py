@@ -192,7 +192,13 @@ class PairTokenizer:
         max_prompt_tokens: int | None,
         model_max_length: int | None,
         warn_unknown_words: bool = False,
-    ):
+    ) -> None:
+        if max_prompt_tokens is not None and (
+            not isinstance(max_prompt_tokens, int) or max_prompt_tokens < 1
+        ):
+            raise ValueError(
+                f"max_prompt_tokens must be a positive int or None, got {max_prompt_tokens!r}"
+            )
         self.tokenizer = tokenizer
         self.is_encoder_decoder = is_encoder_decoder
         self.action_prefix = action_prefix

@@ -192,7 +192,7 @@ class LLMPolicy(nn.Module):
             `from_pretrained` for fully fine-tuned checkpoints).
     """
 
-    def __init__(self, config: PolicyConfig, *, model_source: str | None = None):
+    def __init__(self, config: PolicyConfig, *, model_source: str | None = None) -> None:
         super().__init__()
         if not isinstance(config, PolicyConfig):
             raise TypeError(f"config must be a PolicyConfig, got {type(config).__name__}")
@@ -284,10 +284,10 @@ class LLMPolicy(nn.Module):
         lists = [candidates] * len(prompts) if shared else candidates
         if len(lists) != len(prompts):
             raise ValueError(f"got {len(lists)} candidate lists for {len(prompts)} prompts")
-        for i, cands in enumerate(lists):
-            if len(cands) != self.config.num_actions:
+        for i, candidate_list in enumerate(lists):
+            if len(candidate_list) != self.config.num_actions:
                 raise ValueError(
-                    f"candidates[{i}] has {len(cands)} actions but the action head outputs "
+                    f"candidates[{i}] has {len(candidate_list)} actions but the action head outputs "
                     f"num_actions={self.config.num_actions} logits"
                 )
 

@@ -137,14 +137,13 @@ def build_prompt(
             raise TypeError("template must be a PromptTemplate, a TEMPLATES key or a callable")
         return template(goal, kept_obs, kept_actions, list(action_names))
 
-    t = template
     lines = [
-        t.actions_line.format(actions=t.action_name_separator.join(action_names)),
-        t.goal_line.format(goal=goal),
+        template.actions_line.format(actions=template.action_name_separator.join(action_names)),
+        template.goal_line.format(goal=goal),
     ]
     for i, sentences in enumerate(kept_obs):
-        text = t.sentence_separator.join(s + t.sentence_suffix for s in sentences)
-        lines.append(t.observation_line.format(i=i, observation=text).rstrip())
+        text = template.sentence_separator.join(s + template.sentence_suffix for s in sentences)
+        lines.append(template.observation_line.format(i=i, observation=text).rstrip())
         action = kept_actions[i] if i < len(kept_actions) else ""
-        lines.append(t.action_line.format(i=i, action=action).rstrip())
-    return t.line_separator.join(lines)
+        lines.append(template.action_line.format(i=i, action=action).rstrip())
+    return template.line_separator.join(lines)

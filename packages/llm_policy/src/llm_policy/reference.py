@@ -12,16 +12,30 @@ scores, -inf where a prompt has fewer candidates. The tests and benchmarks compa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
 
-from .batching import check_normalization, pairs_to_matrix, reduce_pairs
-
-if TYPE_CHECKING:
-    from .scorer import ActionScorer
+from .batching import TokenizedBatch, check_normalization, pairs_to_matrix, reduce_pairs
 
 __all__ = ["naive_scores", "padded_batch_scores"]
+
+
+class ScorerLike(Protocol):
+    """What the references use of an `ActionScorer` (a protocol: the checks do not import the
+    scorer they check, and `ActionScorer.verify` can import them)."""
+
+    model: Any
+    pad_id: int
+    is_encoder_decoder: bool
+    forwards: Any  # its decoder_start_id, for encoder-decoders
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def tokenize(
+        self, prompts: Sequence[str], candidates: Sequence[Sequence[str]] | Sequence[str]
+    ) -> TokenizedBatch: ...
 
 
 def _target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -30,7 +44,7 @@ def _target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
 
 
 def naive_scores(
-    scorer: ActionScorer,
+    scorer: ScorerLike,
     prompts: Sequence[str],
     candidates: Sequence[Sequence[str]] | Sequence[str],
     normalization: str = "sum",
@@ -68,7 +82,7 @@ def naive_scores(
 
 
 def padded_batch_scores(
-    scorer: ActionScorer,
+    scorer: ScorerLike,
     prompts: Sequence[str],
     candidates: Sequence[Sequence[str]] | Sequence[str],
     normalization: str = "sum",

@@ -93,19 +93,11 @@ class ActionScorer:
         action_prefix: str | None = None,
         length_bucketing: bool = True,
         warn_unknown_words: bool = False,
-    ):
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.normalization = check_normalization(normalization)
-        if method not in SCORING_METHODS:
-            raise ValueError(f"unknown scoring method {method!r}; choose one of {SCORING_METHODS}")
-        self.method = method
-        if max_prompt_tokens is not None and (
-            not isinstance(max_prompt_tokens, int) or max_prompt_tokens < 1
-        ):
-            raise ValueError(
-                f"max_prompt_tokens must be a positive int or None, got {max_prompt_tokens!r}"
-            )
+        self.method = _check_method(method)
         self.is_encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
         pad = tokenizer.pad_token_id
         if pad is None:
@@ -156,9 +148,7 @@ class ActionScorer:
     def resolve_method(self, method: str | None = None) -> str:
         """The forward that `score(method=method)` runs: "auto" becomes a concrete method, and a
         method this model or the current gradient-checkpointing state cannot run is refused."""
-        method = method or self.method
-        if method not in SCORING_METHODS:
-            raise ValueError(f"unknown scoring method {method!r}; choose one of {SCORING_METHODS}")
+        method = _check_method(method or self.method)
         if method != "auto" and method not in self.forwards.methods:
             usable = " or ".join(repr(m) for m in self.forwards.methods)
             raise ValueError(
@@ -281,6 +271,12 @@ class ActionScorer:
                     )
         finally:
             self.model.train(was_training)
+
+
+def _check_method(method: str) -> str:
+    if method not in SCORING_METHODS:
+        raise ValueError(f"unknown scoring method {method!r}; choose one of {SCORING_METHODS}")
+    return method
 
 
 def _model_max_length(
