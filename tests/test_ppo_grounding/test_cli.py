@@ -44,7 +44,7 @@ def test_invalid_options_exit_with_the_fix(tmp_path):
         main(["train", "--preset", "nope"])
 
 
-def test_paper_preset_matches_the_spec():
+def test_paper_preset_is_the_papers_setting():
     config = PRESETS["paper"]()
     config.validate()
     assert (config.env.num_envs, config.ppo.num_steps, config.batch_size) == (32, 40, 1280)

@@ -1,9 +1,10 @@
 """ppo-grounding: online PPO fine-tuning of an LLM policy in BabyAI-Text (GLAM).
 
-Data path: env -> text -> prompt (history.py) -> action scores (llm_policy) -> action -> env,
-then rollout (buffer.py) -> advantages (gae.py) -> PPO loss (losses.py) -> optimiser step ->
-checkpoint (checkpoint.py), driven by PPOTrainer (trainer.py) from a TrainConfig (config.py);
-optionally preceded by behaviour cloning of the expert bot (imitation.py).
+Data path: env (envs.py) -> text -> prompt (history.py) -> action scores (llm_policy) -> action ->
+env, then rollout (buffer.py) -> advantages (gae.py) -> PPO loss (losses.py) -> optimiser step ->
+metrics (metrics.py, reporter.py) -> checkpoint (checkpoint.py), driven by PPOTrainer (trainer.py)
+from a TrainConfig (config.py); optionally preceded by behaviour cloning of the expert bot
+(imitation.py).
 """
 
 from .config import (
@@ -27,6 +28,8 @@ from .evaluate import (
 from .gae import compute_gae
 from .losses import PPOLoss, explained_variance, ppo_loss
 from .trainer import PPOTrainer
+
+__version__ = "0.1.0"
 
 __all__ = [
     "EVAL_SEED_OFFSET",

@@ -1,6 +1,7 @@
 """What each env's agent has seen this episode, turned into prompts.
 
-The prompt holds the goal, the last few observations and the actions between them (SPEC 2.1).
+The prompt holds the goal, the last few observations and the actions between them, in the
+paper's template (llm_policy.build_prompt).
 The history of an env is cleared when its episode ends, so no prompt mixes two episodes.
 """
 
