@@ -61,13 +61,17 @@ def test_next_step_autoreset_mode(mode):
     envs = make_vec(mode, autoreset=AutoresetMode.NEXT_STEP)
     obs, _ = envs.reset(seed=SEEDS)
     done_before = np.zeros(len(SEEDS), bool)
+    ended = 0
     for _ in range(40):
         missions_before = obs["mission"]
         obs, rewards, terminated, truncated, _ = envs.step(np.array(envs.call("expert_action")))
-        # NEXT_STEP: the step after an episode ends is a reset (reward 0, new mission allowed)
+        # NEXT_STEP: the step after an episode ends is a reset (reward 0, new mission allowed),
+        # so the env never sees a step on an ended episode (which it refuses)
         assert np.all(rewards[done_before] == 0)
         assert len(obs["mission"]) == len(missions_before)
         done_before = terminated | truncated
+        ended += int(done_before.sum())
+    assert ended >= len(SEEDS)
     envs.close()
 
 

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT, OBJECT_TO_IDX
+from minigrid.core.grid import Grid
 
 from babyai_text.lexicon import (
     COLOR_WORDS,
@@ -115,7 +116,7 @@ def _carry_sentence(code: bytes, language: str) -> str:
 class _Tables:
     """Memoised sentences for one (language, view size)."""
 
-    def __init__(self, language: str, size: int):
+    def __init__(self, language: str, size: int) -> None:
         t = DESCRIPTION_TEMPLATES[language]
         self.language = language
         self.shape = (size, size, 3)
@@ -208,7 +209,9 @@ def describe_view(image: np.ndarray, language: str = "en") -> list[str]:
     return out
 
 
-def describe_grid(grid, vis_mask: np.ndarray | None = None, language: str = "en") -> list[str]:
+def describe_grid(
+    grid: Grid, vis_mask: np.ndarray | None = None, language: str = "en"
+) -> list[str]:
     """Sentences for a `minigrid.core.grid.Grid` view and its visibility mask.
 
     The view is oriented as `MiniGridEnv.gen_obs_grid` returns it (agent at the bottom centre,

@@ -57,7 +57,7 @@ class _FromLevel:
     episode's time limit.
     """
 
-    def __init__(self, settable: bool = False):
+    def __init__(self, settable: bool = False) -> None:
         self.settable = settable
         self.name = ""
 
@@ -223,7 +223,7 @@ class BabyAITextEnv(gym.Env):
         num_dists: int | None = None,
         render_mode: str | None = None,
         **level_kwargs: Any,
-    ):
+    ) -> None:
         if language not in LANGUAGES:
             raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
         if action_names is None:

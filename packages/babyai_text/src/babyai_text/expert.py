@@ -46,7 +46,7 @@ class _BoundedStack(list):
     never returns. The cap turns that into a `BotStuck` error.
     """
 
-    def __init__(self, items=(), limit: int = MAX_PLAN_CHANGES):
+    def __init__(self, items=(), limit: int = MAX_PLAN_CHANGES) -> None:
         super().__init__(items)
         self.limit = limit
         self.changes = 0
@@ -73,7 +73,7 @@ class Expert:
         error: why, as text ("" while all is well).
     """
 
-    def __init__(self, env: gym.Env):
+    def __init__(self, env: gym.Env) -> None:
         base = env.unwrapped
         # duck-typed (a BabyAITextEnv: its level, a reset counter, the action last executed),
         # so that this module does not import env.py, which imports it

@@ -154,7 +154,7 @@ class LocalLevel(RoomGridLevel):
         num_dists: int = 8,
         forms: Sequence[str] = SEQ_FORMS,
         **kwargs: Any,
-    ):
+    ) -> None:
         if isinstance(room_size, bool) or not isinstance(room_size, int) or room_size < 5:
             raise ValueError(f"room_size must be an int >= 5, got {room_size!r}")
         if self.counts_all_objects:
@@ -330,14 +330,14 @@ class PickUpSeqGoToLocal(LocalLevel):
 class PickUpThenGoToLocal(PickUpSeqGoToLocal):
     """Only the "then" form: "pick up A, then go to B"."""
 
-    def __init__(self, **kwargs: Any):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(forms=("then",), **kwargs)
 
 
 class GoToAfterPickUpLocal(PickUpSeqGoToLocal):
     """Only the "after" form: "go to B after you pick up A"."""
 
-    def __init__(self, **kwargs: Any):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(forms=("after",), **kwargs)
 
 
@@ -364,7 +364,7 @@ class MixedLocal(LocalLevel):
         split: str | None = "train",
         tasks: Sequence[str] | str = MIXED_TASKS,
         **kwargs: Any,
-    ):
+    ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if isinstance(tasks, str):
@@ -391,12 +391,12 @@ class MixedLocal(LocalLevel):
 class MixedTrainLocal(MixedLocal):
     """The paper's training mix: five task kinds; held-out (colour, type) pairs never named."""
 
-    def __init__(self, **kwargs: Any):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(split="train", **kwargs)
 
 
 class MixedTestLocal(MixedLocal):
     """The paper's held-out test: the same kinds, naming only the held-out pairs."""
 
-    def __init__(self, **kwargs: Any):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(split="test", **kwargs)

@@ -40,7 +40,7 @@ class SharedTextBatch(Sequence):
     `SyncVectorEnv`.
     """
 
-    def __init__(self, shared_memory, n: int, max_length: int):
+    def __init__(self, shared_memory, n: int, max_length: int) -> None:
         self._memory = shared_memory
         self._n = n
         self._stride = max_length + 1
