@@ -112,7 +112,7 @@ def _wrap(text: str, width: int) -> str:
 
 
 def render_episode(
-    replay: EpisodeReplay, *, title: str = "", dpi: int = 80, size=(11.0, 5.5)
+    replay: EpisodeReplay, *, title: str = "", dpi: int = 100, size=(11.0, 5.5)
 ) -> list[np.ndarray]:
     """The frames of a replay, (H, W, 3) uint8 each: one per step, then the end state."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -138,8 +138,13 @@ def render_episode(
         ax_room.set_axis_off()
         ax_room.set_title(f"env mission: {replay.mission}", fontsize=8, wrap=True)
         ax_text.set_axis_off()
+        # the largest font (7 pt down to 3 pt) at which the wrapped prompt fits the panel
+        for size in np.arange(7.0, 2.9, -0.5):
+            wrapped = _wrap(text, int(82 * 7 / size))
+            if (wrapped.count("\n") + 1) * size <= 16 * 7:
+                break
         ax_text.text(
-            0, 1, _wrap(text, 82), va="top", ha="left", family="monospace", fontsize=7,
+            0, 1, wrapped, va="top", ha="left", family="monospace", fontsize=size,
             transform=ax_text.transAxes, clip_on=True,
         )  # fmt: skip
         y = np.arange(len(names))
