@@ -218,41 +218,41 @@ class PairTokenizer:
         candidate_lists = _candidate_lists(candidates, len(prompts))
         pair_prompt, pair_slot, candidate_ids, num_words = [], [], [], []
         num_candidates, reserves = [], []
-        for i, texts in enumerate(candidate_lists):
-            if isinstance(texts, str) or not isinstance(texts, Sequence):
+        for i, prompt_candidates in enumerate(candidate_lists):
+            if isinstance(prompt_candidates, str) or not isinstance(prompt_candidates, Sequence):
                 raise TypeError(
-                    f"candidates[{i}] must be a list of str, got {type(texts).__name__}"
+                    f"candidates[{i}] must be a list of str, got {type(prompt_candidates).__name__}"
                 )
-            if len(texts) == 0:
+            if len(prompt_candidates) == 0:
                 raise ValueError(
                     f"candidates[{i}] is empty: every prompt needs at least one candidate action"
                 )
             first_slot: dict[str, int] = {}
             lengths = []
-            for j, text in enumerate(texts):
-                if not isinstance(text, str):
+            for j, candidate in enumerate(prompt_candidates):
+                if not isinstance(candidate, str):
                     raise TypeError(
-                        f"candidates[{i}][{j}] is a {type(text).__name__}, expected str"
+                        f"candidates[{i}][{j}] is a {type(candidate).__name__}, expected str"
                     )
-                if text in first_slot:
+                if candidate in first_slot:
                     raise ValueError(
-                        f"candidates[{i}] lists {text!r} twice (at {first_slot[text]} and {j}); "
-                        "each candidate of a prompt must be distinct, or the policy would count "
-                        "that action twice"
+                        f"candidates[{i}] lists {candidate!r} twice (at {first_slot[candidate]} "
+                        f"and {j}); each candidate of a prompt must be distinct, or the policy "
+                        "would count that action twice"
                     )
-                first_slot[text] = j
-                ids = self._encode_candidate(text)
-                if not ids or not text.strip():
+                first_slot[candidate] = j
+                ids = self._encode_candidate(candidate)
+                if not ids or not candidate.strip():
                     raise ValueError(
-                        f"candidates[{i}][{j}] = {text!r} has no tokens; "
-                        "candidates must be non-empty text"
+                        f"candidates[{i}][{j}] = {candidate!r} has no tokens; "
+                        "candidates must be non-empty candidate"
                     )
                 pair_prompt.append(i)
                 pair_slot.append(j)
                 candidate_ids.append(ids)
-                num_words.append(max(1, len(text.split())))
+                num_words.append(max(1, len(candidate.split())))
                 lengths.append(len(ids))
-            num_candidates.append(len(texts))
+            num_candidates.append(len(prompt_candidates))
             reserves.append(self._reserve(lengths))
         prompt_ids, num_truncated = self.tokenize_prompts(prompts, reserves)
         return TokenizedBatch(
