@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import tyro
 from llm_policy import LLMPolicy, PolicyConfig, PolicyOutput
-from llm_policy.scorer import padded_batch_scores
+from llm_policy.reference import padded_batch_scores
 from ppo_grounding import EnvConfig, PPOConfig, PPOTrainer, RunConfig, TrainConfig
 from torch import nn
 

@@ -43,9 +43,7 @@ from .batching import (
 from .decoder_only import DecoderOnlyForwards
 from .encoder_decoder import EncoderDecoderForwards
 from .logprobs import candidate_token_logprobs, output_logits
-
-# padded_batch_scores: still importable from here for scripts written before reference.py
-from .reference import naive_scores, padded_batch_scores  # noqa: F401
+from .reference import naive_scores
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
