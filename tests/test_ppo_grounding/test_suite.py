@@ -141,7 +141,9 @@ def test_bad_names_and_envs_fail_before_any_episode():
         match=r"unknown generalisation test\(s\) \['nouns'\]; choose from: baseline, new_nouns",
     ):
         run_suite(NeverCalled(), tests="baseline,nouns")
-    with pytest.raises(ValueError, match=r"unknown baseline\(s\) \['bot'\]; choose from: random"):
+    with pytest.raises(
+        ValueError, match=r"unknown baseline\(s\) \['bot'\]; choose from: random, expert"
+    ):
         run_suite(NeverCalled(), baselines=["bot"])
     with pytest.raises(ValueError, match="did you mean BabyAI-Text-GoToLocal-v0"):
         run_suite(NeverCalled(), env_id="BabyAI-Text-GoToLocl-v0")
@@ -262,3 +264,32 @@ def test_cli_checks_extra_actions_before_it_loads_the_model(tmp_path):
         main(["evaluate", "--checkpoint", missing, "--suite", "generalisation", "--extra-actions", "11"])  # fmt: skip
     with pytest.raises(SystemExit, match="--extra-actions: -1 extra actions"):
         main(["evaluate", "--checkpoint", missing, "--extra-actions", "-1"])
+
+
+def test_the_expert_baseline_reads_the_level_not_the_words():
+    rows = run_suite(
+        Forward(),
+        env_id="BabyAI-Text-GoToRedBallNoDists-v0",
+        tests="baseline,invented_nouns_and_adjectives,french",
+        baselines="expert",
+        episodes=3,
+        num_envs=3,
+        num_observations=1,
+    )
+    expert = [r.result for r in rows if r.agent == "expert"]
+    assert len(expert) == 3 and all(r.successes == 3 for r in expert)
+    assert expert[0] == expert[1] == expert[2]  # the same plan whatever the text says
+
+
+def test_a_level_whose_expert_gives_up_fails_before_any_episode(monkeypatch):
+    class GivesUp:
+        def __init__(self, env):
+            self.gave_up, self.error = False, ""
+
+        def act(self):
+            self.gave_up, self.error = True, "AssertionError: no path"
+            return 0
+
+    monkeypatch.setattr("ppo_grounding.suite.Expert", GivesUp)
+    with pytest.raises(ValueError, match=r"test 'new_task': the expert bot has no working plan in BabyAI-Text-PickUpSeqPickUpLocal-v0 \(seed 1000000: AssertionError: no path\)"):  # fmt: skip
+        run_suite(NeverCalled(), tests="new_task", baselines="random,expert")

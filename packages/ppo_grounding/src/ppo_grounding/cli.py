@@ -45,7 +45,7 @@ class EvaluateArgs:
     suite_tests: str | None = None
     """With --suite: comma-separated tests to run (default: all; e.g. baseline,new_nouns,french)."""
     baselines: str = "random"
-    """With --suite: comma-separated comparison agents on the same episodes ("random"; "" for none)."""
+    """With --suite: comma-separated comparison agents on the same episodes: random, expert (the bot); "" for none."""
     out: str = "generalisation"
     """With --suite: directory for generalisation.md and generalisation.csv."""
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import babyai_text  # noqa: F401  (registers the BabyAI-Text-* IDs)
+import babyai_text  # also registers the BabyAI-Text-* IDs
 import gymnasium as gym
 import numpy as np
 import torch
@@ -30,7 +30,11 @@ from .history import EpisodeHistory, sentences_of
 EVAL_SEED_OFFSET = 1_000_000
 
 Agent = Callable[[list[str], Sequence[str]], np.ndarray]
-"""An agent maps prompts (one per env) and the action names to action indices, shape (N,)."""
+"""An agent maps prompts (one per env) and the action names to action indices, shape (N,).
+
+An agent whose `reads_env` attribute is true (the expert bot, which plans on the level's state,
+not on text) is also given `envs=`, the envs those prompts come from, in the same order.
+"""
 
 EXTRA_ACTION_PHRASES = (
     "sleep",
@@ -131,6 +135,25 @@ class PolicyAgent:
         return torch.multinomial(probs, 1, generator=self.generator).squeeze(-1).numpy()
 
 
+class ExpertAgent:
+    """minigrid's BabyAIBot (`babyai_text.Expert`) on each env: it reads the level's state, never
+    the prompt, so it is a reference that no word substitution can change."""
+
+    reads_env = True
+
+    def __init__(self):
+        self.experts: dict[int, babyai_text.Expert] = {}
+
+    def __call__(self, prompts: list[str], action_names: Sequence[str], *, envs) -> np.ndarray:
+        actions = []
+        for env in envs:
+            key = id(env.unwrapped)
+            if key not in self.experts:
+                self.experts[key] = babyai_text.Expert(env)
+            actions.append(self.experts[key].act())
+        return np.array(actions, dtype=np.int64)
+
+
 class RandomAgent:
     """Uniform over the actions; `weights` gives a blind walk with fixed action frequencies."""
 
@@ -228,7 +251,11 @@ def evaluate(
         bar = tqdm(total=episodes, desc=label, unit="ep", leave=False)
     while any(active):
         live = [i for i in range(num_envs) if active[i]]
-        actions = agent([history.prompt(i, names) for i in live], names)
+        prompts = [history.prompt(i, names) for i in live]
+        if getattr(agent, "reads_env", False):
+            actions = agent(prompts, names, envs=[envs[i] for i in live])
+        else:
+            actions = agent(prompts, names)
         for i, action in zip(live, actions, strict=False):
             obs, reward, terminated, truncated, _ = envs[i].step(int(action))
             returns[i] += float(reward)

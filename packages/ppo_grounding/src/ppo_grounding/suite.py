@@ -9,7 +9,9 @@ trained in), its language and action names, a word map applied to the env's text
 substitutions.py) and an optional rephrased goal line. Every test plays the episodes of seeds
 seed_offset .. seed_offset + episodes - 1, so the substitution tests meet exactly the baseline's
 layouts and missions with other words. On the Mixed levels each test also gets one row per task
-kind (`info["task"]`).
+kind (`info["task"]`). Baseline agents play the same episodes: "random" (uniform over the
+action names) and "expert" (minigrid's bot, which reads the level's state, so no substitution
+touches it: a ceiling, and a check that each test's level is solvable).
 """
 
 from __future__ import annotations
@@ -24,8 +26,17 @@ from pathlib import Path
 import babyai_text
 import gymnasium as gym
 import torch
+from babyai_text import Expert
 
-from .evaluate import Agent, EvalResult, PolicyAgent, RandomAgent, evaluate, make_env
+from .evaluate import (
+    Agent,
+    EvalResult,
+    ExpertAgent,
+    PolicyAgent,
+    RandomAgent,
+    evaluate,
+    make_env,
+)
 from .substitutions import (
     COLOUR_SYNONYMS,
     INVENTED_ADJECTIVES,
@@ -150,7 +161,10 @@ TESTS: dict[str, GeneralisationTest] = {
 }
 """The paper's generalisation tests, by name, in table order."""
 
-BASELINES: dict[str, str] = {"random": "uniform over the action names, seeded by the seed offset"}
+BASELINES: dict[str, str] = {
+    "random": "uniform over the action names, seeded by the seed offset",
+    "expert": "minigrid's BabyAIBot, which reads the level's state and never the text",
+}
 """Comparison agents the suite can evaluate on the same episodes, by name."""
 
 
@@ -182,6 +196,20 @@ def check_env_id(env_id: str) -> None:
     )
 
 
+def _check_expert(env: gym.Env, seed: int, test: str) -> None:
+    bot = Expert(env)
+    env.reset(seed=seed)
+    done = False
+    while not done and not bot.gave_up:
+        _, _, terminated, truncated, _ = env.step(bot.act())
+        done = terminated or truncated
+    if bot.gave_up:
+        raise ValueError(
+            f"test {test!r}: the expert bot has no working plan in {env.spec.id} (seed {seed}: "
+            f"{bot.error}); leave 'expert' out of the baselines for this level"
+        )
+
+
 @dataclass
 class SuiteRow:
     """One line of the table: a test, a task kind ("all" or a Mixed level's kind), an agent."""
@@ -201,15 +229,19 @@ def check_setup(
     seed: int,
     policy,
     extra_actions: Sequence[str] = (),
+    expert: bool = False,
 ) -> None:
     """Build and reset each test's env once, so a bad env or setting fails before the long
-    work; check that an action-head policy outputs one logit per action of every env."""
+    work; check that an action-head policy outputs one logit per action of every env, and with
+    `expert`, that the expert bot plays one episode of each env without giving up."""
     for test in tests:
         kwargs = test.evaluate_kwargs()
         kwargs.pop("template")
         env = make_env(test.env(env_id), extra_actions=extra_actions, **kwargs)
         env.reset(seed=seed)
         names = env.unwrapped.action_names
+        if expert:
+            _check_expert(env, seed, test.name)
         env.close()
         config = getattr(policy, "config", None)
         if getattr(config, "head", "score") == "action_head" and config.num_actions != len(names):
@@ -246,11 +278,13 @@ def run_suite(
     chosen = [TESTS[n] for n in test_names]
     for test in chosen:
         check_env_id(test.env(env_id))
-    check_setup(chosen, env_id, seed_offset, policy, extra_actions)
+    check_setup(chosen, env_id, seed_offset, policy, extra_actions, "expert" in baseline_names)
 
     def make_agent(name: str) -> Agent:
         if name == "random":
             return RandomAgent(seed=seed_offset)
+        if name == "expert":
+            return ExpertAgent()
         if callable(policy) and not isinstance(policy, torch.nn.Module):
             return policy
         generator = torch.Generator().manual_seed(seed_offset)
