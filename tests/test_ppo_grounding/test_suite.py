@@ -293,3 +293,11 @@ def test_a_level_whose_expert_gives_up_fails_before_any_episode(monkeypatch):
     monkeypatch.setattr("ppo_grounding.suite.Expert", GivesUp)
     with pytest.raises(ValueError, match=r"test 'new_task': the expert bot has no working plan in BabyAI-Text-PickUpSeqPickUpLocal-v0 \(seed 1000000: AssertionError: no path\)"):  # fmt: skip
         run_suite(NeverCalled(), tests="new_task", baselines="random,expert")
+
+
+def test_cli_single_evaluation_checks_the_env_before_the_model(tmp_path):
+    missing = str(tmp_path / "no-such-run")
+    with pytest.raises(SystemExit, match="unknown env id 'BabyAI-Text-GoToLocl-v0'; did you mean"):
+        main(["evaluate", "--checkpoint", missing, "--env-id", "BabyAI-Text-GoToLocl-v0"])
+    with pytest.raises(SystemExit, match="no-such-run does not exist"):
+        main(["evaluate", "--checkpoint", missing])

@@ -9,6 +9,7 @@ ppo-grounding plot runs/quickstart-* --out curves.png
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,12 +137,24 @@ def evaluate(argv: list[str]) -> None:
     args = tyro.cli(EvaluateArgs, args=argv, prog="ppo-grounding evaluate")
     if args.suite is not None:
         return generalisation_suite(args)
+    from . import suite
     from .evaluate import PolicyAgent, RandomAgent
     from .evaluate import evaluate as run_evaluation
 
     extra_actions = _extra_actions(args.extra_actions, "evaluate")
+    if args.env_id is not None:
+        try:
+            suite.check_env_id(args.env_id)
+        except ValueError as error:
+            raise SystemExit(f"ppo-grounding evaluate: {error}") from None
     policy, run_config, _ = _load(args.checkpoint)
     env_id = args.env_id or run_config.env.env_id
+    try:
+        suite.check_env_id(env_id)
+        setting = dataclasses.replace(suite.TESTS["baseline"], language=run_config.env.language)
+        suite.check_setup([setting], env_id, args.seed_offset, policy, extra_actions)
+    except ValueError as error:
+        raise SystemExit(f"ppo-grounding evaluate: {error}") from None
     common = dict(
         episodes=args.episodes,
         seed_offset=args.seed_offset,
@@ -223,6 +236,8 @@ def replay(argv: list[str]) -> None:
         raise SystemExit(f"ppo-grounding replay: {error}") from None
     extra_actions = _extra_actions(args.extra_actions, "replay")
     policy, run_config, kind = _load(args.checkpoint)
+    if args.test is None:  # no test: the run's own setting
+        test = dataclasses.replace(test, language=run_config.env.language)
     env_id = test.env_id or args.env_id
     env_id = env_id or (run_config.env.env_id if kind == "trained" else suite.DEFAULT_ENV_ID)
     try:
