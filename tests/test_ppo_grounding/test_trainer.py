@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -268,3 +269,37 @@ def test_bootstrap_truncated_values_the_final_observation_of_each_timeout(tmp_pa
         rollout.truncated_values,
     )
     assert with_bootstrap[t, env] != no_bootstrap[t, env]
+
+
+@pytest.mark.slow
+def test_episode_statistics_follow_the_rollouts_episodes(tmp_path):
+    # GoToObjS4 ends every episode within 16 steps: 3 rollouts of 16 steps x 8 envs finish >= 24.
+    config = tiny_config(tmp_path / "run", num_steps=16, minibatch_size=128)
+    config.env.env_id = "BabyAI-Text-GoToObjS4-v0"
+    config.env.num_envs = 8
+    trainer = PPOTrainer(config)
+    running_return, running_length = [0.0] * 8, [0] * 8
+    returns = []
+    for _ in range(3):
+        rollout, stats = trainer.collect_rollout()
+        # Rebuild this rollout's finished episodes from its rewards (unscaled) and end flags.
+        finished, lengths = [], []
+        ended = rollout.terminated | rollout.truncated
+        for t in range(rollout.num_steps):
+            for env in range(rollout.num_envs):
+                running_return[env] += float(rollout.rewards[t, env]) / config.ppo.reward_scale
+                running_length[env] += 1
+                if ended[t, env]:
+                    finished.append(running_return[env])
+                    lengths.append(running_length[env])
+                    running_return[env], running_length[env] = 0.0, 0
+        returns += finished
+        assert stats["charts/episodes_finished"] == len(finished) > 0
+        assert stats["charts/episodic_return"] == pytest.approx(sum(finished) / len(finished))
+        assert stats["charts/episode_length"] == pytest.approx(sum(lengths) / len(lengths))
+        recent = returns[-100:]
+        if len(recent) < 20:
+            assert math.isnan(trainer.success_rate())  # not reported yet
+        else:
+            assert trainer.success_rate() == sum(r > 0 for r in recent) / len(recent)
+    assert len(returns) >= 20

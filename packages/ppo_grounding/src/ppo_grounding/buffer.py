@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -11,7 +12,7 @@ class Rollout:
     """One rollout of num_steps steps in num_envs envs; tensors are (T, N) and prompts[t][n] is
     the prompt env n acted on at step t."""
 
-    def __init__(self, num_steps: int, num_envs: int):
+    def __init__(self, num_steps: int, num_envs: int) -> None:
         shape = (num_steps, num_envs)
         self.num_steps, self.num_envs = num_steps, num_envs
         self.prompts = [[""] * num_envs for _ in range(num_steps)]
@@ -55,7 +56,7 @@ class Batch:
     def __len__(self) -> int:
         return len(self.prompts)
 
-    def minibatches(self, size: int, generator: torch.Generator):
+    def minibatches(self, size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
         """Shuffled index tensors of `size` transitions covering the batch once."""
         order = torch.randperm(len(self), generator=generator)
         for start in range(0, len(self), size):

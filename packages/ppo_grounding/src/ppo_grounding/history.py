@@ -16,7 +16,7 @@ from llm_policy import build_prompt
 class EpisodeHistory:
     """Missions, observations and actions of the current episode of each of num_envs envs."""
 
-    def __init__(self, num_envs: int, num_observations: int, template: str = "en"):
+    def __init__(self, num_envs: int, num_observations: int, template: str = "en") -> None:
         self.num_observations = num_observations
         self.template = template
         """A key of llm_policy.TEMPLATES: the prompt's wording follows the env's language."""

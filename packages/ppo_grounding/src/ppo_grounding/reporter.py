@@ -12,7 +12,7 @@ class ProgressReporter:
     """A tqdm bar of frames with frames/s, success rate and approximate KL in its postfix, and
     one-line messages; shows nothing when run.progress is False."""
 
-    def __init__(self, config: TrainConfig):
+    def __init__(self, config: TrainConfig) -> None:
         self.enabled = config.run.progress
         # With a time budget the frame total is not what ends the run: count frames only.
         self.total = (
