@@ -19,7 +19,7 @@ class Args:
     """A run, checkpoint or policy directory, a Hugging Face id, or an offline model name."""
     env_id: str | None = None
     """Environment (default: the run's, else MixedTrainLocal)."""
-    test: str = "baseline"
+    test: str | None = None
     """A generalisation test to replay under (its env, words, action names, language)."""
     episodes: int = 3
     """Episodes, one GIF each."""
@@ -31,7 +31,7 @@ class Args:
 
 def main(args: Args) -> None:
     policy, config, kind = load_policy(args.model)
-    test = get_test(args.test)
+    test = get_test(args.test, config.env.language)  # None: as the run trained
     env_id = (
         test.env_id or args.env_id or (config.env.env_id if kind == "trained" else DEFAULT_ENV_ID)
     )
@@ -42,7 +42,7 @@ def main(args: Args) -> None:
         episodes=args.episodes,
         num_observations=config.env.num_observations,
         max_steps=args.max_steps,
-        title=f"{args.model}, test {test.name}",
+        title=f"{args.model}, {args.test or 'no test'}",
         **test.evaluate_kwargs(),
     ):
         print(f"wrote {path}")

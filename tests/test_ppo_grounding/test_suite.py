@@ -2,6 +2,7 @@
 and bad input refused before any episode is played."""
 
 import csv
+import dataclasses
 import io
 import re
 
@@ -14,6 +15,7 @@ from ppo_grounding.suite import (
     CSV_COLUMNS,
     TESTS,
     csv_text,
+    get_test,
     markdown_table,
     run_suite,
     write_tables,
@@ -301,3 +303,10 @@ def test_cli_single_evaluation_checks_the_env_before_the_model(tmp_path):
         main(["evaluate", "--checkpoint", missing, "--env-id", "BabyAI-Text-GoToLocl-v0"])
     with pytest.raises(SystemExit, match="no-such-run does not exist"):
         main(["evaluate", "--checkpoint", missing])
+
+
+def test_no_test_means_the_baseline_in_the_runs_language():
+    assert get_test(None, "fr") == dataclasses.replace(TESTS["baseline"], language="fr")
+    assert get_test("french") is TESTS["french"]
+    with pytest.raises(ValueError, match=r"unknown test \['frech'\]; choose from: baseline"):
+        get_test("frech")

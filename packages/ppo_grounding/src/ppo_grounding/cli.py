@@ -9,7 +9,6 @@ ppo-grounding plot runs/quickstart-* --out curves.png
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,7 +150,7 @@ def evaluate(argv: list[str]) -> None:
     env_id = args.env_id or run_config.env.env_id
     try:
         suite.check_env_id(env_id)
-        setting = dataclasses.replace(suite.TESTS["baseline"], language=run_config.env.language)
+        setting = suite.get_test(None, run_config.env.language)
         suite.check_setup([setting], env_id, args.seed_offset, policy, extra_actions)
     except ValueError as error:
         raise SystemExit(f"ppo-grounding evaluate: {error}") from None
@@ -236,8 +235,7 @@ def replay(argv: list[str]) -> None:
         raise SystemExit(f"ppo-grounding replay: {error}") from None
     extra_actions = _extra_actions(args.extra_actions, "replay")
     policy, run_config, kind = _load(args.checkpoint)
-    if args.test is None:  # no test: the run's own setting
-        test = dataclasses.replace(test, language=run_config.env.language)
+    test = suite.get_test(args.test, run_config.env.language)
     env_id = test.env_id or args.env_id
     env_id = env_id or (run_config.env.env_id if kind == "trained" else suite.DEFAULT_ENV_ID)
     try:

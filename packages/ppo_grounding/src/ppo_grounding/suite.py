@@ -17,6 +17,7 @@ touches it: a ceiling, and a check that each test's level is solvable).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import difflib
 import io
 from collections.abc import Mapping, Sequence
@@ -180,8 +181,11 @@ def resolve_names(names: str | Sequence[str] | None, valid: Mapping, what: str) 
     return list(dict.fromkeys(names))
 
 
-def get_test(name: str) -> GeneralisationTest:
-    """The test called `name`, or a ValueError that lists the valid names."""
+def get_test(name: str | None, language: str = "en") -> GeneralisationTest:
+    """The test called `name` (a ValueError lists the valid names); None: no test, the
+    baseline setting in `language` (a run's own)."""
+    if name is None:
+        return dataclasses.replace(TESTS["baseline"], language=language)
     return TESTS[resolve_names([name], TESTS, "test")[0]]
 
 
