@@ -30,6 +30,7 @@ import torch
 from babyai_text import Expert
 
 from .evaluate import (
+    EVAL_SEED_OFFSET,
     Agent,
     EvalResult,
     ExpertAgent,
@@ -263,7 +264,7 @@ def run_suite(
     tests: str | Sequence[str] | None = None,
     baselines: str | Sequence[str] | None = ("random",),
     episodes: int = 100,
-    seed_offset: int = 1_000_000,
+    seed_offset: int = EVAL_SEED_OFFSET,
     num_envs: int = 16,
     num_observations: int = 3,
     greedy: bool = False,
@@ -274,8 +275,9 @@ def run_suite(
 
     `extra_actions` are offered in every test after its action names (no-ops). Names are
     checked, and every test's env built and reset once, before any episode is played.
-    Each (test, agent) evaluation restarts from the same seeds and a fresh agent RNG, so a row
-    does not depend on which other tests ran. Returns the rows in table order.
+    Each (test, agent) evaluation restarts from the same seeds and, for an LLMPolicy and the
+    baselines, a fresh agent RNG, so a row does not depend on which other tests ran (an `Agent`
+    passed in is used as it is). Returns the rows in table order.
     """
     test_names = resolve_names(tests, TESTS, "generalisation test(s)")
     baseline_names = resolve_names(baselines or [], BASELINES, "baseline(s)")
