@@ -66,9 +66,13 @@ def test_training_changes_the_policy_and_same_seed_gives_same_run(tmp_path):
 def test_resume_continues_from_the_latest_checkpoint(tmp_path):
     PPOTrainer(tiny_config(tmp_path / "run", total_frames=16)).train()
     checkpoint = latest_checkpoint(tmp_path / "run")
+    # what a run killed in the middle of a save leaves behind: removed on resume
+    leftover = tmp_path / "run" / "checkpoints" / ".update_000002.tmp-killed"
+    (leftover / "policy").mkdir(parents=True)
     config = tiny_config(tmp_path / "run", total_frames=48)
     config.run.resume = True
     trainer = PPOTrainer(config)
+    assert not leftover.exists()
     assert trainer.state.update == 1 and trainer.state.frames == 16
     saved = json.loads((checkpoint / "optimizer.json").read_text())
     assert trainer.optimizer.state_dict()["param_groups"][0]["lr"] == saved["param_groups"][0]["lr"]

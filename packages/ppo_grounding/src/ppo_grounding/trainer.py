@@ -11,20 +11,26 @@ Where the loop differs from CleanRL's ppo.py:
 - Observations are prompts, not tensors: each env keeps its own history (goal, last observations,
   actions between them; history.py), cleared on the step that ends its episode (SAME_STEP
   autoreset), so no prompt mixes two episodes. The rollout stores the prompts and the update
-  re-scores them.
+  re-scores them. The policy is in eval mode for rollouts and in train mode for updates.
 - Rewards are multiplied by ppo.reward_scale before GAE and the value loss; logged returns and
   success (return > 0) are unscaled.
-- GAE keeps `terminated` and `truncated` apart. A timeout counts as terminal (value 0 after it)
-  unless ppo.bootstrap_truncated, which bootstraps from the value of the final observation
-  (info["final_obs"]), computed during the rollout.
+- End flags belong to the step that ended the episode (terminated[t], truncated[t]), where CleanRL
+  stores the done flag of the next observation and reads dones[t + 1]. A timeout counts as
+  terminal, as in CleanRL and the paper, unless ppo.bootstrap_truncated: then GAE continues from
+  the value of the episode's final observation (info["final_obs"]), computed during the rollout.
 - The target-KL check runs after every minibatch and stops the update there; CleanRL checks once
-  per epoch, after all of its minibatches. losses/approx_kl is the last minibatch's, and
-  losses/minibatch_steps counts the optimiser steps actually taken.
-- The gradient-norm clip covers every trainable parameter of the LLM and its heads together.
-- Episode statistics come from gymnasium's vector RecordEpisodeStatistics; charts/success_rate is
-  measured over the last SUCCESS_WINDOW episodes and reported once SUCCESS_MIN_EPISODES finished.
-- Optional extras CleanRL lacks: a behaviour-cloning warm start (imitation.py), checkpoints and
-  resume (checkpoint.py), a time budget (run.max_minutes).
+  per epoch, after all of its minibatches. losses/minibatch_steps counts the optimiser steps
+  actually taken.
+- Minibatches are given by their size (ppo.minibatch_size), not their number.
+- losses/policy_loss, value_loss and entropy are means over the update's minibatches (CleanRL logs
+  the last minibatch's); clipfrac is a mean and approx_kl the last minibatch's in both. We also
+  log grad_norm (before clipping). charts/SPS is this update's frames per second (CleanRL's is the
+  average since the start).
+- Episode statistics come from gymnasium's vector RecordEpisodeStatistics (which follows SAME_STEP
+  autoreset); charts/success_rate is over its last SUCCESS_WINDOW episodes, reported once
+  SUCCESS_MIN_EPISODES have finished.
+- Extras CleanRL lacks: a behaviour-cloning warm start (imitation.py), checkpoints and resume
+  (checkpoint.py), a time budget (run.max_minutes).
 """
 
 from __future__ import annotations
