@@ -19,36 +19,59 @@ from .config import (
 )
 from .evaluate import (
     EVAL_SEED_OFFSET,
+    EXTRA_ACTION_PHRASES,
     EvalResult,
+    ExpertAgent,
     PolicyAgent,
     RandomAgent,
     evaluate,
+    extra_action_phrases,
+    load_policy,
+    make_env,
     wilson_interval,
 )
 from .gae import compute_gae
 from .losses import PPOLoss, explained_variance, ppo_loss
+from .replay import replay
+from .rule_agents import DirectionRuleAgent
+from .substitutions import SubstituteWords, WordMap, rephrased_template
+from .suite import TESTS, GeneralisationTest, run_suite, write_tables
 from .trainer import PPOTrainer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "EVAL_SEED_OFFSET",
+    "EXTRA_ACTION_PHRASES",
     "PRESETS",
+    "TESTS",
+    "DirectionRuleAgent",
     "EnvConfig",
     "EvalResult",
+    "ExpertAgent",
+    "GeneralisationTest",
     "PPOConfig",
     "PPOLoss",
     "PPOTrainer",
     "PolicyAgent",
     "RandomAgent",
     "RunConfig",
+    "SubstituteWords",
     "TrainConfig",
     "WarmStartConfig",
+    "WordMap",
     "compute_gae",
     "evaluate",
     "explained_variance",
+    "extra_action_phrases",
+    "load_policy",
+    "make_env",
     "offline_preset",
     "paper_preset",
     "ppo_loss",
+    "rephrased_template",
+    "replay",
+    "run_suite",
     "wilson_interval",
+    "write_tables",
 ]
