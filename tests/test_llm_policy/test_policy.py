@@ -5,7 +5,16 @@ import pickle
 
 import pytest
 import torch
-from llm_policy import ENGLISH_ACTION_NAMES, LLMPolicy, PolicyConfig, PolicyOutput, build_prompt
+from llm_policy import (
+    ENGLISH_ACTION_NAMES,
+    CheckpointCorruptError,
+    LLMPolicy,
+    ManifestWarning,
+    PolicyConfig,
+    PolicyOutput,
+    build_prompt,
+    write_manifest,
+)
 from llm_policy.reference import naive_scores
 
 ACTIONS = list(ENGLISH_ACTION_NAMES)
@@ -257,21 +266,31 @@ def test_missing_or_mismatched_checkpoints_are_explained(tiny_model_dir, tmp_pat
     (broken / "heads.safetensors").unlink()
     (broken / "adapter" / "adapter_model.safetensors").unlink()
     with pytest.raises(
-        FileNotFoundError, match="missing.*heads.safetensors.*adapter_model.safetensors"
+        CheckpointCorruptError,
+        match=r"(?s)adapter/adapter_model.safetensors: missing.*heads.safetensors: missing",
     ):
         LLMPolicy.from_pretrained(broken)
+    (broken / "manifest.json").unlink()  # as saved before manifests: the file check still runs
+    with pytest.warns(ManifestWarning, match="cannot be checked"):
+        with pytest.raises(
+            FileNotFoundError, match="missing.*heads.safetensors.*adapter_model.safetensors"
+        ):
+            LLMPolicy.from_pretrained(broken)
 
-    # a config that does not describe the saved weights
+    # a config that does not describe the saved weights (edited, and the manifest rewritten, as
+    # someone who edits on purpose would: the deeper checks must still catch it)
     edited = tmp_path / "edited"
     shutil.copytree(ckpt, edited)
     meta = json.loads((edited / "llm_policy_config.json").read_text())
     meta["config"]["lora_r"] = 8
     (edited / "llm_policy_config.json").write_text(json.dumps(meta))
+    write_manifest(edited)
     with pytest.raises(ValueError, match="adapter .* does not match.*wrong shapes"):
         LLMPolicy.from_pretrained(edited)
     meta["config"]["lora_r"] = 16
     meta["config"]["value_head_hidden"] = 64
     (edited / "llm_policy_config.json").write_text(json.dumps(meta))
+    write_manifest(edited)
     with pytest.raises(ValueError, match="heads.*wrong shapes"):
         LLMPolicy.from_pretrained(edited)
 
@@ -281,6 +300,7 @@ def test_missing_or_mismatched_checkpoints_are_explained(tiny_model_dir, tmp_pat
 
     meta["format_version"] = 99
     (edited / "llm_policy_config.json").write_text(json.dumps(meta))
+    write_manifest(edited)
     with pytest.raises(ValueError, match="unsupported checkpoint format"):
         LLMPolicy.from_pretrained(edited)
 

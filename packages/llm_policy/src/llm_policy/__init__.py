@@ -10,6 +10,7 @@ the critic; LoRA (peft) or full fine-tuning; small offline models for machines w
     action = out.distribution().sample()
 """
 
+from .manifest import CheckpointCorruptError, ManifestWarning, verify_manifest, write_manifest
 from .offline import OFFLINE_MODELS, OfflineModelSpec, offline_model_path
 from .policy import LLMPolicy, PolicyConfig, PolicyOutput
 from .prompt import (
@@ -37,7 +38,9 @@ __all__ = [
     "TEMPLATES",
     "ActionHead",
     "ActionScorer",
+    "CheckpointCorruptError",
     "LLMPolicy",
+    "ManifestWarning",
     "OfflineModelSpec",
     "PolicyConfig",
     "PolicyOutput",
@@ -49,4 +52,6 @@ __all__ = [
     "__version__",
     "build_prompt",
     "offline_model_path",
+    "verify_manifest",
+    "write_manifest",
 ]

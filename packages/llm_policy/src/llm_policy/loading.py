@@ -8,9 +8,11 @@ switch dropout off (PPO ratios need deterministic forwards), load the weights fr
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -19,9 +21,13 @@ from .tied_weights import protect_untied_output_head, quiet_tie_warning
 
 __all__ = [
     "DTYPES",
+    "available_devices",
+    "check_device",
+    "check_model_name",
     "default_lora_targets",
     "load_model_and_tokenizer",
     "model_fingerprint",
+    "parse_device",
     "protect_untied_output_head",
     "resolve_model_source",
 ]
@@ -68,13 +74,98 @@ def default_lora_targets(model_type: str) -> tuple[str, ...]:
     )
 
 
+def parse_device(device: Any, field: str = "device") -> str:
+    """`device` as a canonical string ("cpu", "cuda", "cuda:1", "mps", ...), checked for syntax
+    only (whether this machine has it is `check_device`'s job). ValueError names `field`."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str) or not device:
+        raise ValueError(
+            f"{field} must be a device name such as 'cpu', 'cuda', 'cuda:1' or 'mps', "
+            f"got {device!r}; available here: {available_devices()}"
+        )
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(
+            f"{field}={device!r} is not a device name (e.g. 'cpu', 'cuda', 'cuda:1', 'mps'); "
+            f"available here: {available_devices()}"
+        ) from err
+    return str(parsed)
+
+
+def available_devices() -> list[str]:
+    """The devices this machine has: "cpu", then "cuda" and "cuda:<i>" per GPU, "mps", "xpu"..."""
+    found = ["cpu"]
+    for kind in ("cuda", "xpu"):
+        backend = getattr(torch, kind, None)
+        if backend is not None and backend.is_available():
+            found += [kind] + [f"{kind}:{i}" for i in range(backend.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return found
+
+
+def _device_exists(device: torch.device) -> bool:
+    if device.type == "cpu":
+        return device.index in (None, 0)
+    if device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        return mps is not None and mps.is_available() and device.index in (None, 0)
+    backend = getattr(torch, device.type, None)  # torch.cuda, torch.xpu, plug-ins' modules
+    is_available = getattr(backend, "is_available", None)
+    if not callable(is_available) or not is_available():
+        return False
+    count = getattr(backend, "device_count", None)
+    return device.index is None or not callable(count) or device.index < count()
+
+
+def check_device(device: Any, field: str = "device") -> torch.device:
+    """The `torch.device` for `device` if this machine has it; else a ValueError naming `field`
+    and the devices there are (e.g. "cuda" without CUDA, "cuda:3" with two GPUs, "mps" off a Mac)."""
+    parsed = torch.device(parse_device(device, field))
+    if not _device_exists(parsed):
+        raise ValueError(
+            f"{field}={str(parsed)!r} does not exist on this machine; available devices: "
+            f"{available_devices()}"
+        )
+    return parsed
+
+
+def _looks_like_offline_name(name: str) -> list[str]:
+    """The offline names `name` is probably a misspelling of ([] if it does not look like one)."""
+    if name in OFFLINE_MODELS or "/" in name or os.sep in name or name.startswith((".", "~")):
+        return []
+    lowered = name.lower()
+    close = difflib.get_close_matches(lowered, list(OFFLINE_MODELS), n=3, cutoff=0.75)
+    if not close and lowered.startswith("offline"):
+        close = sorted(OFFLINE_MODELS)
+    return close
+
+
+def check_model_name(name: Any, field: str = "model") -> None:
+    """Refuse a model name that is a misspelt offline name (e.g. "offline-gtp2", "offline_t5"),
+    unless a file or directory of that name exists; everything else is left to
+    `resolve_model_source` (offline name, local directory or Hub id)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(
+            f"{field} must be a non-empty str (Hugging Face id, local path or offline name), "
+            f"got {name!r}"
+        )
+    close = _looks_like_offline_name(name)
+    if close and not Path(name).expanduser().exists():
+        raise ValueError(
+            f"{field}={name!r} is not an offline model; did you mean {' or '.join(map(repr, close))}? "
+            f"Offline models: {sorted(OFFLINE_MODELS)} (a Hugging Face id looks like "
+            "'org/name', a local model is a path to its directory)"
+        )
+
+
 def resolve_model_source(name: str) -> str:
     """An OFFLINE_MODELS name becomes its (built on demand) cache directory; an existing local
     directory stays a path; anything else is taken as a Hugging Face Hub id."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(
-            f"model must be a non-empty str (HF id, local path or offline name), got {name!r}"
-        )
+    check_model_name(name)
     if name in OFFLINE_MODELS:
         return str(offline_model_path(name))
     path = Path(name).expanduser()
@@ -105,6 +196,17 @@ def _disable_dropout(config) -> None:
                 pass
 
 
+def _hub_offline() -> bool:
+    try:
+        from huggingface_hub.constants import is_offline_mode
+    except ImportError:  # pragma: no cover - older huggingface_hub
+        return any(
+            os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE")
+            for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+        )
+    return is_offline_mode()
+
+
 def load_model_and_tokenizer(
     name: str,
     *,
@@ -112,18 +214,36 @@ def load_model_and_tokenizer(
     device: str = "cpu",
     disable_dropout: bool = True,
     attn_implementation: str | None = None,
+    trust_remote_code: bool = False,
 ):
     """Load (model, tokenizer) for `name` (offline name, local directory or HF id).
 
     Encoder-decoder configs load with AutoModelForSeq2SeqLM, others with AutoModelForCausalLM.
-    Weights come from safetensors only; `trust_remote_code` is never set.
+    Weights come from safetensors only. `trust_remote_code` is passed to every transformers loader
+    (config, model, tokenizer) as the bool given, False by default: a model that needs its own
+    Python code is refused rather than run (and never prompts interactively).
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {sorted(DTYPES)}")
+    if not isinstance(trust_remote_code, bool):
+        raise ValueError(f"trust_remote_code must be True or False, got {trust_remote_code!r}")
+    target = check_device(device)
     source = resolve_model_source(name)
-    config = AutoConfig.from_pretrained(source)
+    remote = {"trust_remote_code": trust_remote_code}
+    try:
+        config = AutoConfig.from_pretrained(source, **remote)
+    except OSError as err:
+        if not Path(source).is_dir() and _hub_offline():
+            raise OSError(
+                f"model {name!r} could not be found offline: it is not in the local Hugging Face "
+                "cache and the Hub is switched off (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is "
+                "set). Pass a local model directory, an offline model "
+                f"({', '.join(sorted(OFFLINE_MODELS))}), or allow the Hub (unset HF_HUB_OFFLINE "
+                "where the Hub can be reached) to download it into the cache once."
+            ) from err
+        raise
     if disable_dropout:
         _disable_dropout(config)
     auto_cls = (
@@ -131,7 +251,7 @@ def load_model_and_tokenizer(
         if getattr(config, "is_encoder_decoder", False)
         else AutoModelForCausalLM
     )
-    kwargs = {"config": config, "dtype": DTYPES[dtype], "use_safetensors": True}
+    kwargs = {"config": config, "dtype": DTYPES[dtype], "use_safetensors": True, **remote}
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
     offline = name in OFFLINE_MODELS or (Path(source) / "llm_policy_offline.json").is_file()
@@ -147,8 +267,8 @@ def load_model_and_tokenizer(
                 ) from err
             raise
     protect_untied_output_head(model)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    model.to(device)
+    tokenizer = AutoTokenizer.from_pretrained(source, **remote)
+    model.to(target)
     return model, tokenizer
 
 

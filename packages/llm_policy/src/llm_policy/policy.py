@@ -21,7 +21,16 @@ import torch
 from torch import nn
 
 from .atomic import atomic_directory
-from .loading import DTYPES, default_lora_targets, load_model_and_tokenizer, model_fingerprint
+from .loading import (
+    DTYPES,
+    check_device,
+    check_model_name,
+    default_lora_targets,
+    load_model_and_tokenizer,
+    model_fingerprint,
+    parse_device,
+)
+from .manifest import MANIFEST_NAME, verify_manifest, write_manifest
 from .offline import OFFLINE_MODELS, offline_model_path
 from .scorer import NORMALIZATIONS, SCORING_METHODS, ActionScorer, ScoreOutput
 from .value_head import ActionHead, ValueHead
@@ -49,6 +58,7 @@ _OVERRIDABLE = {
     "disable_dropout",
     "attn_implementation",
     "verify_scoring",
+    "trust_remote_code",
 }
 
 
@@ -100,6 +110,9 @@ class PolicyConfig:
     """Text put before each action when tokenizing it; None: " " (decoder-only), "" (seq2seq)."""
     verify_scoring: bool = True
     """At construction, check the fast scorer against the per-pair forward on a tiny input."""
+    trust_remote_code: bool = False
+    """Let transformers run Python code that ships with the model (its `auto_map`). Only for
+    models whose code you have read or trust; never taken from a saved checkpoint's config."""
 
     def __post_init__(self) -> None:
         def choose(name: str, options: Sequence[str]) -> None:
@@ -111,6 +124,14 @@ class PolicyConfig:
             raise ValueError(
                 "PolicyConfig.model must be a Hugging Face id, a local path or an offline name"
             )
+        check_model_name(self.model, "PolicyConfig.model")
+        # syntax only: a config written on a GPU machine still parses on a laptop; whether the
+        # device exists is checked when a policy is built (LLMPolicy), before any model loads
+        self.device = parse_device(self.device, "PolicyConfig.device")
+        for name in ("trust_remote_code", "gradient_checkpointing", "disable_dropout"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ValueError(f"PolicyConfig.{name} must be True or False, got {value!r}")
         choose("normalization", NORMALIZATIONS)
         choose("head", _HEADS)
         choose("critic", _CRITICS)
@@ -198,12 +219,14 @@ class LLMPolicy(nn.Module):
             raise TypeError(f"config must be a PolicyConfig, got {type(config).__name__}")
         self.config = dataclasses.replace(config)  # a private, re-validated copy
         cfg = self.config
+        check_device(cfg.device, "PolicyConfig.device")  # before any model is built
         lm, tokenizer = load_model_and_tokenizer(
             model_source or cfg.model,
             dtype=cfg.dtype,
             device=cfg.device,
             disable_dropout=cfg.disable_dropout,
             attn_implementation=cfg.attn_implementation,
+            trust_remote_code=cfg.trust_remote_code,
         )
         self.tokenizer = tokenizer
         self.base_fingerprint = model_fingerprint(lm) if cfg.finetune == "lora" else None
@@ -347,6 +370,27 @@ class LLMPolicy(nn.Module):
             state.update({f"action_head.{k}": v for k, v in self.action_head.state_dict().items()})
         return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
 
+    def _check_finite(self, path: str | os.PathLike) -> None:
+        """Refuse to save NaN/inf weights: name the first tensor that holds any."""
+        for name, param in self.named_parameters():
+            if not param.is_floating_point():
+                continue
+            values = param.detach()
+            if bool(torch.isfinite(values).all()):
+                continue
+            nan = int(torch.isnan(values).sum())
+            inf = int(torch.isinf(values).sum())
+            kept = (
+                f"the existing {Path(path)} is left as it was"
+                if Path(path).exists()
+                else "nothing was written"
+            )
+            raise ValueError(
+                f"refusing to save the policy to {path}: parameter {name!r} holds non-finite "
+                f"values ({nan} NaN, {inf} inf of {values.numel()}); {kept}. Training has "
+                "diverged: go back to the last good checkpoint (e.g. with a lower learning rate)."
+            )
+
     def save_pretrained(self, path: str | os.PathLike) -> Path:
         """Write a checkpoint directory (atomically):
 
@@ -355,9 +399,14 @@ class LLMPolicy(nn.Module):
         - adapter/: the LoRA adapter (peft format, safetensors), plus base/: a copy of the base
           model when it is an offline model; or
           model/: the full model and tokenizer (finetune="full")
+        - manifest.json: size and sha256 of every other file, checked by `from_pretrained`
+
+        A policy whose parameters or heads hold NaN/inf is refused (ValueError naming the tensor)
+        and nothing is written.
         """
         from safetensors.torch import save_file
 
+        self._check_finite(path)
         lm = self._lm
         meta = {
             "format": "llm-policy",
@@ -378,8 +427,9 @@ class LLMPolicy(nn.Module):
             else:
                 lm.save_pretrained(str(tmp / MODEL_DIR), safe_serialization=True)
                 self.tokenizer.save_pretrained(str(tmp / MODEL_DIR))
-            # written last: a directory with this file is complete
+            # a directory with this file is complete
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+            write_manifest(tmp)  # last: it lists every other file
         return Path(path)
 
     @classmethod
@@ -392,11 +442,15 @@ class LLMPolicy(nn.Module):
         if not path.is_dir():
             raise FileNotFoundError(f"no checkpoint directory at {path}")
         config_file = path / CONFIG_NAME
-        if not config_file.is_file():
+        if not config_file.is_file() and not (path / MANIFEST_NAME).exists():
             raise FileNotFoundError(
                 f"{path} has no {CONFIG_NAME}: not an llm-policy checkpoint (save_pretrained "
                 f"writes {CONFIG_NAME}, {HEADS_NAME} and {ADAPTER_DIR}/ or {MODEL_DIR}/)"
             )
+        # every file against the manifest, before transformers or peft read any of them
+        verify_manifest(path)
+        if not config_file.is_file():
+            raise FileNotFoundError(f"{path} has no {CONFIG_NAME}: not an llm-policy checkpoint")
         try:
             meta = json.loads(config_file.read_text())
         except ValueError as err:
@@ -419,7 +473,16 @@ class LLMPolicy(nn.Module):
             raise ValueError(
                 f"{config_file} has config fields this llm-policy does not know: {unknown}"
             )
+        # never from the file: a checkpoint from elsewhere must not switch on code execution
+        saved.pop("trust_remote_code", None)
         config = PolicyConfig(**{**saved, **overrides})
+        try:
+            check_device(config.device, "device")
+        except ValueError as err:
+            raise ValueError(
+                f"{err}; this checkpoint was saved for device={saved.get('device')!r}: pass "
+                "device=<one of them> to LLMPolicy.from_pretrained"
+            ) from None
         lora = config.finetune == "lora"
         if not lora and "model" in overrides:
             raise ValueError(
