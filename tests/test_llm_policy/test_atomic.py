@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from llm_policy import atomic
 from llm_policy.atomic import (
     atomic_directory,
@@ -14,6 +15,7 @@ from llm_policy.atomic import (
     atomic_write_text,
     clean_leftovers,
 )
+from safetensors.torch import save_file
 
 
 def _names(directory: Path) -> set[str]:
@@ -51,10 +53,22 @@ def test_permissions_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
         atomic_write_text(tmp_path / "file.json", "{}")
         with atomic_directory(tmp_path / "ckpt") as tmp:
             (tmp / "weights").write_bytes(b"x")
+            # writers that make private files (safetensors does) or copy another file's mode
+            save_file({"w": torch.zeros(2)}, str(tmp / "private.safetensors"))
+            (tmp / "sub").mkdir(mode=0o700)
+            (tmp / "sub" / "copied").write_bytes(b"y")
+            os.chmod(tmp / "sub" / "copied", 0o604)
+            (tmp / "run.sh").write_text("#!/bin/sh\n")
+            os.chmod(tmp / "run.sh", 0o700)
     finally:
         os.umask(old)
     assert (tmp_path / "file.json").stat().st_mode & 0o777 == file_mode
-    assert (tmp_path / "ckpt").stat().st_mode & 0o777 == dir_mode
+    ckpt = tmp_path / "ckpt"
+    assert ckpt.stat().st_mode & 0o777 == dir_mode
+    for name in ("weights", "private.safetensors", "sub/copied"):
+        assert (ckpt / name).stat().st_mode & 0o777 == file_mode, name
+    assert (ckpt / "sub").stat().st_mode & 0o777 == dir_mode
+    assert (ckpt / "run.sh").stat().st_mode & 0o777 == dir_mode  # executable stays executable
 
 
 def test_directory_appears_only_when_complete(tmp_path):

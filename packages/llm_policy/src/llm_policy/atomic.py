@@ -17,7 +17,9 @@ old copy is still on disk as `.<name>.old-*`, and `clean_leftovers` removes it l
 
 Temporary names start with a dot and carry `.tmp-` or `.old-`, so `clean_leftovers` can remove
 what a killed writer left behind without touching anything else. Files are created with the
-permissions the user's umask gives (0666 & ~umask), not `mkstemp`'s private 0600.
+permissions the user's umask gives (0666 & ~umask), not `mkstemp`'s private 0600; so is everything
+published with `atomic_directory`, whatever wrote it (safetensors writes 0600 files, a copy keeps
+its source's mode).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = [
+    "apply_umask",
     "atomic_directory",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -72,6 +75,25 @@ def fsync_tree(root: str | os.PathLike) -> None:
         for name in filenames:
             _fsync_path(Path(dirpath) / name)
         _fsync_path(Path(dirpath))
+
+
+def apply_umask(root: str | os.PathLike) -> None:
+    """Give every file and directory under `root` (and `root`) the permissions a plain `open` or
+    `mkdir` would under the user's umask: 0666 & ~umask for files (0777 for files that had an
+    execute bit), 0777 & ~umask for directories. Some writers (safetensors, mkstemp) create private
+    0600 files; copies keep their source's mode. Symlinks are left alone."""
+    mask = _umask()
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames:
+            file = Path(dirpath) / name
+            if file.is_symlink():
+                continue
+            base = 0o777 if file.stat().st_mode & 0o111 else 0o666
+            os.chmod(file, base & ~mask)
+        for name in dirnames:
+            if not (Path(dirpath) / name).is_symlink():
+                os.chmod(Path(dirpath) / name, 0o777 & ~mask)
+    os.chmod(root, 0o777 & ~mask)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -170,6 +192,7 @@ def atomic_directory(path: str | os.PathLike, *, marker: str | None = None) -> I
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
+        apply_umask(tmp)
         fsync_tree(tmp)
         _publish_directory(tmp, final)
     finally:
