@@ -2,6 +2,7 @@
 a byte; non-finite weights are never saved."""
 
 import json
+import os
 import shutil
 import warnings
 
@@ -179,3 +180,17 @@ def test_non_finite_adapter_weights_are_named(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match=rf"parameter '{lora[1][0]}' holds non-finite"):
         policy.save_pretrained(tmp_path / "ckpt")
     assert not (tmp_path / "ckpt").exists()
+
+
+def test_a_saved_policy_follows_the_umask(saved, tmp_path):
+    policy = LLMPolicy.from_pretrained(saved("lora"))
+    old = os.umask(0o027)
+    try:
+        path = policy.save_pretrained(tmp_path / "ckpt")
+    finally:
+        os.umask(old)
+    modes = {
+        p.relative_to(path).as_posix(): p.stat().st_mode & 0o777 for p in [path, *path.rglob("*")]
+    }
+    assert modes["heads.safetensors"] == 0o640  # safetensors alone would have written 0600
+    assert all(m == (0o750 if (path / n).is_dir() else 0o640) for n, m in modes.items()), modes
