@@ -229,3 +229,29 @@ def test_online_errors_from_transformers_are_left_alone(monkeypatch):
     monkeypatch.setattr(loading_module, "_hub_offline", lambda: False)
     with pytest.raises(OSError, match="^transformers' own explanation$"):
         load_model_and_tokenizer("google/flan-t5-small")
+
+
+def with_custom_code(source, directory, model_type):
+    """A copy of `source` whose config points at its own Python code, which leaves a mark if run."""
+    shutil.copytree(source, directory)
+    config = json.loads((directory / "config.json").read_text())
+    config["model_type"] = model_type
+    config["auto_map"] = {"AutoConfig": "custom.Config", "AutoModelForCausalLM": "custom.Model"}
+    (directory / "config.json").write_text(json.dumps(config))
+    mark = directory.parent / f"{directory.name}.code-ran"
+    (directory / "custom.py").write_text(f"open({str(mark)!r}, 'w').close()\n")
+    return mark
+
+
+def test_code_shipped_with_a_model_is_never_run(tiny_model_dir, tmp_path):
+    unknown = tmp_path / "custom_arch"
+    mark = with_custom_code(tiny_model_dir("gpt2"), unknown, "llm_policy_custom")
+    with pytest.raises(ValueError, match="trust_remote_code=True"):
+        LLMPolicy(PolicyConfig(model=str(unknown), value_head_hidden=8))
+    assert not mark.exists()
+    # an architecture transformers knows loads with transformers' own code, not the shipped one
+    known = tmp_path / "known_arch"
+    mark = with_custom_code(tiny_model_dir("gpt2"), known, "gpt2")
+    policy = LLMPolicy(PolicyConfig(model=str(known), value_head_hidden=8))
+    assert type(policy._lm).__module__.startswith("transformers.")
+    assert not mark.exists()

@@ -2,7 +2,9 @@
 
 One path for every model: resolve the name to something `from_pretrained` accepts, load the config,
 switch dropout off (PPO ratios need deterministic forwards), load the weights from safetensors only
-(never a pickle), and keep an untied output head untied.
+(never a pickle), and keep an untied output head untied. `trust_remote_code` goes to every
+transformers loader as an explicit bool (False unless asked). Devices and misspelt offline names
+are checked here too, before anything is built.
 """
 
 from __future__ import annotations

@@ -436,8 +436,13 @@ class LLMPolicy(nn.Module):
     def from_pretrained(cls, path: str | os.PathLike, **overrides: Any) -> LLMPolicy:
         """Load a checkpoint written by `save_pretrained`; the result scores and values exactly as
         the saved policy did. `overrides` may change run-time fields (device, dtype,
-        gradient_checkpointing, max_prompt_tokens, normalization, scoring, ...) and, for LoRA
-        checkpoints, `model` (where to find the same base model)."""
+        gradient_checkpointing, max_prompt_tokens, normalization, scoring, trust_remote_code, ...)
+        and, for LoRA checkpoints, `model` (where to find the same base model).
+
+        Every file is first checked against the directory's manifest.json (CheckpointCorruptError
+        names each missing, truncated or modified one); a directory without one loads with a
+        ManifestWarning. `trust_remote_code` is False unless passed here: the saved value is
+        ignored, so a checkpoint from elsewhere cannot switch it on."""
         path = Path(path).expanduser()
         if not path.is_dir():
             raise FileNotFoundError(f"no checkpoint directory at {path}")
