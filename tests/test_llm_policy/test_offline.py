@@ -168,3 +168,19 @@ def test_two_processes_building_at_once_both_get_a_valid_model(tmp_path):
     counts = {stdout.split()[-1] for stdout, _ in results}
     assert len(counts) == 1 and int(counts.pop()) > 0
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["offline-gpt2"]
+
+
+def test_a_damaged_offline_build_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_POLICY_CACHE", str(tmp_path))
+    path = offline_model_path("offline-gpt2")
+    good = (path / "model.safetensors").read_bytes()
+    with open(path / "model.safetensors", "r+b") as f:
+        f.truncate(len(good) // 3)  # e.g. a disk that filled up under another tool
+    (path / "tokenizer.json").unlink()
+    assert offline_model_path("offline-gpt2") == path
+    assert (path / "model.safetensors").read_bytes() == good
+    assert (path / "tokenizer.json").is_file()
+    (path / "manifest.json").unlink()  # a build made before manifests: rebuilt once, with one
+    offline_model_path("offline-gpt2")
+    assert (path / "manifest.json").is_file()
+    assert (path / "model.safetensors").read_bytes() == good

@@ -10,6 +10,8 @@ that build the same model at once each end with a complete one (whichever rename
 replaces an identical copy).
 
 Cache root: `$LLM_POLICY_CACHE`, else `~/.cache/llm_policy`; a model lives in `<root>/<name>`.
+Each build carries a manifest (`manifest.py`); a build whose files no longer match it (a truncated
+or edited file, a deleted tokenizer) is rebuilt, as is one made before manifests existed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .atomic import atomic_directory
+from .manifest import MANIFEST_NAME, CheckpointCorruptError, verify_manifest, write_manifest
 from .tied_weights import protect_untied_output_head
 
 __all__ = [
@@ -211,11 +214,17 @@ def offline_model_path(name: str) -> Path:
 
 
 def _is_current(path: Path, spec: OfflineModelSpec) -> bool:
+    """The build at `path` is of `spec` and intact (a damaged or pre-manifest build is rebuilt)."""
     try:
         info = json.loads((path / _BUILD_INFO).read_text())
     except (OSError, ValueError):
         return False
-    return info.get("spec_hash") == spec.spec_hash()
+    if info.get("spec_hash") != spec.spec_hash() or not (path / MANIFEST_NAME).is_file():
+        return False
+    try:
+        return verify_manifest(path, extra="ignore")
+    except (CheckpointCorruptError, OSError):
+        return False
 
 
 def _build(spec: OfflineModelSpec, out: Path) -> None:
@@ -265,3 +274,4 @@ def _build(spec: OfflineModelSpec, out: Path) -> None:
         "num_parameters": sum(p.numel() for p in model.parameters()),
     }
     (out / _BUILD_INFO).write_text(json.dumps(info, indent=2) + "\n")
+    write_manifest(out)  # last; a damaged cache fails it and is rebuilt
