@@ -1,0 +1,1 @@
+"""Baselines (placeholder, written below)."""
