@@ -86,7 +86,8 @@ def test_a_checkpoint_cannot_switch_trust_remote_code_on(tiny_model_dir, tmp_pat
     policy = LLMPolicy(PolicyConfig(model=tiny_model_dir("gpt2"), value_head_hidden=8))
     ckpt = policy.save_pretrained(tmp_path / "ckpt")
     meta = json.loads((ckpt / "llm_policy_config.json").read_text())
-    meta["config"]["trust_remote_code"] = True  # e.g. a checkpoint downloaded from elsewhere
+    assert "trust_remote_code" not in meta["config"]  # never saved ...
+    meta["config"]["trust_remote_code"] = True  # ... nor read (a checkpoint from elsewhere)
     (ckpt / "llm_policy_config.json").write_text(json.dumps(meta))
     write_manifest(ckpt)
     recorded.clear()

@@ -112,7 +112,8 @@ class PolicyConfig:
     """At construction, check the fast scorer against the per-pair forward on a tiny input."""
     trust_remote_code: bool = False
     """Let transformers run Python code that ships with the model (its `auto_map`). Only for
-    models whose code you have read or trust; never taken from a saved checkpoint's config."""
+    models whose code you have read or trust; not saved in checkpoints (pass it to
+    `LLMPolicy.from_pretrained` when loading one that needs it)."""
 
     def __post_init__(self) -> None:
         def choose(name: str, options: Sequence[str]) -> None:
@@ -411,7 +412,9 @@ class LLMPolicy(nn.Module):
         meta = {
             "format": "llm-policy",
             "format_version": _FORMAT_VERSION,
-            "config": self.config.to_dict(),
+            # trust_remote_code is not saved: loading never takes it from the file (and older
+            # llm-policy versions, which do not know the field, can still read the checkpoint)
+            "config": {k: v for k, v in self.config.to_dict().items() if k != "trust_remote_code"},
             "base_model_fingerprint": self.base_fingerprint,
             "model_type": lm.config.model_type,
             "hidden_size": self.scorer.hidden_size,
