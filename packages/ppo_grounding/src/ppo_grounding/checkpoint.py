@@ -7,14 +7,20 @@
         optimizer.safetensors    the optimiser's tensors (Adam moments, step counts)
         optimizer.json           the optimiser's param groups (lr, betas, ...)
         rng.safetensors          torch's RNG state and the minibatch shuffler's
-        trainer_state.json       counters: update, frames, episodes, elapsed time
+        trainer_state.json       counters: update, frames, episodes, elapsed time, the
+                                 success-rate window
         config.json              the TrainConfig of the run
+        manifest.json            size and sha256 of every file above (llm_policy.manifest)
     <output_dir>/checkpoints/latest   the name of the newest complete checkpoint
+    <output_dir>/run.lock             held by the job training in it (run_lock.py)
 
 Everything is published with llm_policy.atomic: a checkpoint is written into a hidden sibling
 directory, fsynced, and renamed into place; re-saving an existing checkpoint swaps the two
 directories in one step, so there is no moment at which `latest` names a missing or partial
-directory, and a crash at any point leaves the previous complete checkpoint on disk.
+directory, and a crash at any point leaves the previous complete checkpoint on disk. Reading is
+as careful: a checkpoint is checked against its manifest before anything is loaded from it, and a
+damaged or missing `latest` (or one naming anything but a checkpoint directory of this run) falls
+back to the newest complete checkpoint, with a CheckpointWarning.
 
 This module also decides what a run directory may be used for: a new run refuses one that
 already holds a run, and a resumed run must use the same config as its checkpoint
@@ -23,16 +29,22 @@ already holds a run, and a resumed run must use the same config as its checkpoin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from dataclasses import asdict, dataclass
+import re
+import warnings
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from llm_policy.atomic import atomic_directory, atomic_write_text, clean_leftovers
+from llm_policy.manifest import CheckpointCorruptError, verify_manifest, write_manifest
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .finite import check_state
 from .metrics import METRICS_FILE
 
 if TYPE_CHECKING:
@@ -61,9 +73,18 @@ RESUMABLE_CHANGES = frozenset(
         "run.torch_threads",
         "run.checkpoint_every",
         "run.max_minutes",
+        "run.output_dir",
     }
 )
-"""Config fields that may differ between a run and its resumption; anything else must match."""
+"""Config fields that may differ between a run and its resumption; anything else must match.
+(run.output_dir: the directory the checkpoint was found in is the run, wherever it was moved.)"""
+
+_POINTER = re.compile(r"update_\d{6,}")
+"""What `latest` may hold: the name of a checkpoint directory inside checkpoints/, no path."""
+
+
+class CheckpointWarning(UserWarning):
+    """A run directory needed repair: `latest` was damaged, a checkpoint was put back, ..."""
 
 
 @dataclass
@@ -78,30 +99,91 @@ class TrainerState:
     """Wall-clock seconds spent training (warm start included), summed over resumes."""
     demo_frames: int = 0
     """Expert steps imitated by the warm start before PPO (0: none)."""
+    recent_returns: list[float] = field(default_factory=list)
+    """The success-rate window: returns of the last episodes (oldest first), restored on resume."""
 
 
 # ---------------------------------------------------------------------------------- run directory
 def resume_point(config: TrainConfig) -> Path | None:
-    """The checkpoint that this run continues from, or None for a new run.
+    """The checkpoint that this run continues from, or None for a run that starts at update 0.
 
-    A new run refuses an output directory that already holds a run (checkpoints or metrics), so
-    nothing is overwritten; a resumed run needs a complete checkpoint whose config matches this
-    one except for RESUMABLE_CHANGES. What a killed writer left behind (hidden temporary
-    directories) is removed before resuming.
+    Call it while holding the run's lock (run_lock.py). It first tidies what a killed writer
+    left behind (a checkpoint moved aside during a re-save is put back, hidden temporary
+    directories are removed). A new run refuses an output directory that already holds a run
+    (a complete checkpoint, or metrics rows), so nothing is overwritten; one killed before its
+    first update (during the warm start, say) may simply be started again. A resumed run needs a
+    complete checkpoint whose config matches this one except for RESUMABLE_CHANGES; a run killed
+    before its first checkpoint is resumed from update 0, with a CheckpointWarning.
     """
+    from .metrics import read_metrics
+
     output_dir = Path(config.run.output_dir)
+    tidy_run_directory(output_dir)
     if not config.run.resume:
-        if any((output_dir / name).exists() for name in (CHECKPOINTS, METRICS_FILE)):
+        has_rows = (output_dir / METRICS_FILE).exists() and bool(
+            read_metrics(output_dir / METRICS_FILE)
+        )
+        if complete_checkpoints(output_dir) or has_rows:
             raise FileExistsError(
                 f"{output_dir} already holds a run: pass --run.resume to continue it, or "
                 "choose another --run.output-dir (nothing was overwritten)."
             )
         return None
-    for directory in (output_dir, output_dir / CHECKPOINTS):
-        clean_leftovers(directory)
-    checkpoint = latest_checkpoint(output_dir)
-    check_resumable(json.loads((checkpoint / CONFIG_FILE).read_text()), config)
+    try:
+        checkpoint = latest_checkpoint(output_dir)
+    except FileNotFoundError:
+        saved_config = output_dir / CONFIG_FILE
+        if complete_checkpoints(output_dir) or not saved_config.is_file():
+            raise
+        check_resumable(_read_json(saved_config), config)
+        warnings.warn(
+            f"{output_dir} holds a run that was stopped before its first checkpoint: it starts "
+            "again from update 0 (its metrics are rewritten).",
+            CheckpointWarning,
+            stacklevel=2,
+        )
+        return None
+    check_resumable(_read_json(checkpoint / CONFIG_FILE), config)
     return checkpoint
+
+
+def tidy_run_directory(output_dir: str | os.PathLike) -> None:
+    """Undo what a writer killed mid-save left in a run directory (only under the run's lock).
+
+    Where the system cannot swap two directories in one step, re-saving a checkpoint moves the
+    old one aside (`.update_N.old-*`) before renaming the new one in; a kill between the two
+    renames leaves no `update_N`: the old copy, complete, is put back. Then every hidden
+    temporary file or directory (llm_policy.atomic's `.*.tmp-*`, `.*.old-*`) is removed.
+    """
+    output_dir = Path(output_dir)
+    checkpoints = output_dir / CHECKPOINTS
+    if checkpoints.is_dir():
+        for entry in sorted(checkpoints.iterdir()):
+            name = entry.name
+            if not (name.startswith(".") and ".old-" in name) or entry.is_symlink():
+                continue
+            final = checkpoints / name[1:].split(".old-", 1)[0]
+            if _POINTER.fullmatch(final.name) and not final.exists() and _complete(entry):
+                try:
+                    os.rename(entry, final)
+                except FileNotFoundError:  # another process of the run put it back first
+                    continue
+                warnings.warn(
+                    f"{final} was moved aside by a save that was killed; it is put back.",
+                    CheckpointWarning,
+                    stacklevel=2,
+                )
+    for directory in (output_dir, checkpoints):
+        clean_leftovers(directory)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise CheckpointCorruptError(
+            path.parent, {path.name: "unreadable"}, {path.name: f"unreadable ({error})"}
+        ) from error
 
 
 def check_resumable(saved: dict[str, dict[str, Any]], config: TrainConfig) -> None:
@@ -117,7 +199,7 @@ def check_resumable(saved: dict[str, dict[str, Any]], config: TrainConfig) -> No
                 value = tuple(value)
             if isinstance(now, list):
                 now = tuple(now)
-            if key not in RESUMABLE_CHANGES and value != now:
+            if key not in RESUMABLE_CHANGES and value != now and not _same_path(value, now):
                 differences.append(f"{key}: checkpoint has {value!r}, this run {now!r}")
     if differences:
         raise ValueError(
@@ -126,6 +208,17 @@ def check_resumable(saved: dict[str, dict[str, Any]], config: TrainConfig) -> No
             + "\nPass the same options as the original run (only total_frames and run.* display "
             "options may change), or start a new run in another --run.output-dir."
         )
+
+
+def _same_path(a: Any, b: Any) -> bool:
+    """Two spellings of one existing path ("models/m", "./models/m/", "/abs/models/m")."""
+    if not (isinstance(a, str) and isinstance(b, str) and a and b):
+        return False
+    try:
+        pa, pb = Path(a).expanduser(), Path(b).expanduser()
+        return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+    except (OSError, ValueError):
+        return False
 
 
 def write_run_config(output_dir: str | os.PathLike, config_json: str) -> None:
@@ -174,8 +267,11 @@ def save_checkpoint(
     """Write the checkpoint of `state.update` and point `latest` at it; returns its directory.
 
     An existing checkpoint of the same update (the final save right after a checkpoint_every
-    save) is replaced in one step: `latest` keeps naming a complete directory throughout.
+    save) is replaced in one step: `latest` keeps naming a complete directory throughout. A
+    policy or optimiser holding NaN/inf raises finite.NonFiniteError and nothing is written.
     """
+    if hasattr(policy, "named_parameters"):  # NaN/inf never reach a checkpoint (finite.py)
+        check_state(state.update, policy, optimizer)
     final = checkpoint_dir(output_dir, state.update)
     with atomic_directory(final, marker=STATE_FILE) as tmp:
         policy.save_pretrained(tmp / "policy")
@@ -188,23 +284,100 @@ def save_checkpoint(
         )
         (tmp / STATE_FILE).write_text(json.dumps(asdict(state), indent=1))
         (tmp / CONFIG_FILE).write_text(config_json)
+        write_manifest(tmp)  # last: sizes and hashes of every file above, checked at load
     atomic_write_text(final.parent / LATEST, final.name)
     return final
 
 
-def latest_checkpoint(output_dir: str | os.PathLike) -> Path:
-    """The newest complete checkpoint of a run, or a FileNotFoundError that says what to do."""
-    pointer = Path(output_dir) / CHECKPOINTS / LATEST
-    if not pointer.is_file():
-        raise FileNotFoundError(
-            f"no checkpoint to resume from in {output_dir!s}: {pointer} does not exist. "
-            "Start the run without --run.resume, or point --run.output-dir at a run that wrote one."
-        )
-    path = pointer.parent / pointer.read_text().strip()
+def _complete(path: Path) -> bool:
+    """`path` holds every file of a checkpoint (not checked against its manifest)."""
+    return path.is_dir() and all((path / name).exists() for name in REQUIRED_FILES)
+
+
+def complete_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """The run's checkpoint directories that hold every file, newest first (symlinks ignored)."""
+    checkpoints = Path(output_dir) / CHECKPOINTS
+    if not checkpoints.is_dir():
+        return []
+    found = [
+        p
+        for p in checkpoints.iterdir()
+        if _POINTER.fullmatch(p.name) and not p.is_symlink() and _complete(p)
+    ]
+    return sorted(found, key=lambda p: int(p.name.split("_")[1]), reverse=True)
+
+
+def verify_checkpoint(path: str | os.PathLike) -> Path:
+    """Check every file of checkpoint `path` against its manifest (llm_policy.manifest) before
+    anything reads it: CheckpointCorruptError names each missing, truncated or changed file.
+    A checkpoint written before manifests existed is only checked for its files' presence."""
+    path = Path(path)
     missing = [name for name in REQUIRED_FILES if not (path / name).exists()]
-    if missing:
+    if not verify_manifest(path) and missing:
         raise FileNotFoundError(f"checkpoint {path} is incomplete: missing {missing}.")
     return path
+
+
+def _pointer_problem(checkpoints: Path) -> tuple[str | None, Path | None]:
+    """(what is wrong with `latest`, None) or (None, the checkpoint it names)."""
+    pointer = checkpoints / LATEST
+    if not pointer.exists() and not pointer.is_symlink():
+        return "is missing", None
+    try:
+        name = pointer.read_text().strip()
+    except (OSError, UnicodeDecodeError) as error:
+        return f"cannot be read ({error})", None
+    if not _POINTER.fullmatch(name):
+        shown = name if len(name) < 80 else name[:77] + "..."
+        return f"holds {shown!r}, not the name of a checkpoint inside {checkpoints}", None
+    target = checkpoints / name
+    if target.is_symlink():
+        return f"names {name}, a symbolic link (a checkpoint is a directory of the run)", None
+    if not target.is_dir():
+        return f"names {name}, which does not exist", None
+    return None, target
+
+
+def latest_checkpoint(output_dir: str | os.PathLike) -> Path:
+    """The run's newest complete checkpoint, checked against its manifest.
+
+    That is the one `checkpoints/latest` names. If `latest` is missing, unreadable, names no
+    checkpoint directory of this run (a path, `..`, a symbolic link) or a missing one, the
+    newest complete checkpoint that passes its manifest is used instead, with a
+    CheckpointWarning that says so. A FileNotFoundError says what to do when there is none;
+    CheckpointCorruptError names the damaged files of the checkpoint `latest` names.
+    """
+    checkpoints = Path(output_dir) / CHECKPOINTS
+    problem, target = _pointer_problem(checkpoints)
+    if target is not None:
+        return verify_checkpoint(target)
+    skipped = []
+    for candidate in complete_checkpoints(output_dir):
+        try:
+            verify_checkpoint(candidate)
+        except (CheckpointCorruptError, FileNotFoundError) as error:
+            skipped.append(f"{candidate.name} ({str(error).splitlines()[0]})")
+            continue
+        warnings.warn(
+            f"{checkpoints / LATEST} {problem}: using the newest complete checkpoint, "
+            f"{candidate.name}, instead"
+            + (f" (skipped, damaged: {'; '.join(skipped)})" if skipped else "")
+            + ".",
+            CheckpointWarning,
+            stacklevel=2,
+        )
+        return candidate
+    if problem == "is missing" and not skipped:
+        raise FileNotFoundError(
+            f"no checkpoint to resume from in {output_dir!s}: {checkpoints / LATEST} does not "
+            "exist. Start the run without --run.resume, or point --run.output-dir at a run that "
+            "wrote one."
+        )
+    raise FileNotFoundError(
+        f"no complete checkpoint in {output_dir!s}: {checkpoints / LATEST} {problem}"
+        + (f", and every checkpoint is damaged: {'; '.join(skipped)}" if skipped else "")
+        + ". Start the run again without --run.resume, in another --run.output-dir."
+    )
 
 
 def load_training_state(
@@ -213,33 +386,68 @@ def load_training_state(
     """Restore the optimiser and RNGs from checkpoint `path` and return its counters.
 
     The policy itself is loaded by the caller with LLMPolicy.from_pretrained(path / "policy"),
-    before the optimiser is built over its parameters.
+    before the optimiser is built over its parameters. `path` is checked against its manifest
+    first (latest_checkpoint does it; a direct caller should call verify_checkpoint).
     """
-    meta = json.loads((path / "optimizer.json").read_text())
-    optimizer.load_state_dict(
-        _optimizer_from_files(load_file(str(path / "optimizer.safetensors")), meta)
-    )
-    rng = load_file(str(path / "rng.safetensors"))
-    torch.set_rng_state(rng["torch"])
-    shuffle_generator.set_state(rng["shuffle"])
-    return TrainerState(**json.loads((path / STATE_FILE).read_text()))
+    try:
+        meta = _read_json(path / "optimizer.json")
+        optimizer.load_state_dict(
+            _optimizer_from_files(load_file(str(path / "optimizer.safetensors")), meta)
+        )
+        rng = load_file(str(path / "rng.safetensors"))
+        torch.set_rng_state(rng["torch"])
+        shuffle_generator.set_state(rng["shuffle"])
+        saved = _read_json(path / STATE_FILE)
+        known = {f.name for f in dataclasses.fields(TrainerState)}
+        return TrainerState(**{k: v for k, v in saved.items() if k in known})
+    except (SafetensorError, KeyError, TypeError, ValueError, RuntimeError) as error:
+        if isinstance(error, CheckpointCorruptError):
+            raise
+        raise ValueError(
+            f"checkpoint {path} cannot be restored ({type(error).__name__}: {error}); it was "
+            "written by another version, or damaged without a manifest to tell which file."
+        ) from error
 
 
 def load_policy_for_eval(path: str | os.PathLike) -> tuple[LLMPolicy, TrainConfig]:
     """(policy, TrainConfig) from a run directory (its latest checkpoint), a checkpoint directory,
-    or a bare policy directory written by LLMPolicy.save_pretrained (then the config is the default)."""
+    or a bare policy directory written by LLMPolicy.save_pretrained (then the config is the
+    default, and a CheckpointWarning says which env, language and history length are assumed).
+
+    A checkpoint is checked against its manifest before anything is loaded. Its config is data
+    from whoever wrote the files: its env ID must be a registered BabyAI-Text ID (no
+    `module:ID` that would import code) and its policy.trust_remote_code is ignored (False).
+    """
     from llm_policy import LLMPolicy
 
-    from .config import TrainConfig
+    from .config import TrainConfig, check_env_id
 
     path = Path(path)
-    if (path / CHECKPOINTS / LATEST).is_file():
+    if (path / CHECKPOINTS).is_dir():
         path = latest_checkpoint(path)
     if (path / "policy").is_dir() and (path / CONFIG_FILE).is_file():
-        config = TrainConfig.from_dict(json.loads((path / CONFIG_FILE).read_text()))
+        verify_checkpoint(path)
+        config = TrainConfig.from_dict(_read_json(path / CONFIG_FILE))
+        try:
+            check_env_id(config.env.env_id, f"env.env_id in {path / CONFIG_FILE}")
+        except ValueError as error:
+            raise ValueError(f"refusing to load {path}: {error}") from None
+        config = dataclasses.replace(
+            config, policy=dataclasses.replace(config.policy, trust_remote_code=False)
+        )
         return LLMPolicy.from_pretrained(path / "policy"), config
     if path.is_dir():
-        return LLMPolicy.from_pretrained(path), TrainConfig()
+        policy = LLMPolicy.from_pretrained(path)
+        config = TrainConfig()
+        warnings.warn(
+            f"{path} is a bare policy directory (no run config): assuming env "
+            f"{config.env.env_id}, language {config.env.language!r} and "
+            f"{config.env.num_observations} observation(s) per prompt; pass --env-id and "
+            "--num-observations to choose others.",
+            CheckpointWarning,
+            stacklevel=2,
+        )
+        return policy, config
     raise FileNotFoundError(
         f"{path} is not a run, checkpoint or policy directory: pass the --run.output-dir of a "
         "training run, one of its checkpoints/update_* directories, or a saved policy."

@@ -10,6 +10,7 @@ ppo-grounding plot runs/quickstart-* --out curves.png
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -104,14 +105,44 @@ def train(argv: list[str]) -> None:
     except ValueError as error:
         raise SystemExit(str(error)) from None
 
+    from llm_policy import CheckpointCorruptError
+
+    from .finite import NonFiniteError
+    from .run_lock import RunLockedError
     from .trainer import PPOTrainer
 
-    trainer = PPOTrainer(config)
-    state = trainer.train()
+    try:
+        trainer = PPOTrainer(config)
+    except (FileExistsError, FileNotFoundError, RunLockedError, ValueError) as error:
+        # a run directory in use or already used, a damaged checkpoint, a config that differs
+        # from the checkpoint's: the message says what to do (CheckpointCorruptError is a
+        # ValueError)
+        raise SystemExit(f"ppo-grounding train: {error}") from None
+    try:
+        state = trainer.train()
+    except NonFiniteError as error:
+        raise SystemExit(
+            f"ppo-grounding train: stopped at {error}\n{_latest_note(config.run.output_dir)}"
+        ) from None
+    except CheckpointCorruptError as error:
+        raise SystemExit(f"ppo-grounding train: {error}") from None
     print(
         f"trained {state.update} updates, {state.frames} frames in {state.elapsed_s / 60:.1f} min; "
         f"checkpoints in {Path(config.run.output_dir) / 'checkpoints'}"
     )
+
+
+def _latest_note(output_dir: str) -> str:
+    """Which checkpoint a stopped run left as `latest`."""
+    from .checkpoint import latest_checkpoint
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            path = latest_checkpoint(output_dir)
+    except (FileNotFoundError, ValueError):
+        return f"No checkpoint was written in {output_dir}."
+    return f"The last good checkpoint, {path}, is the run's latest."
 
 
 def _extra_actions(n: int, command: str) -> tuple[str, ...]:
@@ -124,16 +155,35 @@ def _extra_actions(n: int, command: str) -> tuple[str, ...]:
 
 
 def _load(source: str):
+    from .checkpoint import CHECKPOINTS, load_policy_for_eval
     from .evaluate import load_policy
 
     try:
+        if (Path(source).expanduser() / CHECKPOINTS).is_dir():
+            # a run directory, even one whose `latest` is damaged or missing
+            policy, config = load_policy_for_eval(Path(source).expanduser())
+            return policy, config, "trained"
         return load_policy(source)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError) as error:  # CheckpointCorruptError too
         raise SystemExit(str(error)) from None
+
+
+def _check_counts(args, command: str) -> None:
+    """Counts that must be positive, before any model loads."""
+    problems = []
+    for name in ("episodes", "num_envs", "num_observations"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            problems.append(f"--{name.replace('_', '-')} {value}: use at least 1")
+    if getattr(args, "seed_offset", 0) < 0:
+        problems.append(f"--seed-offset {args.seed_offset}: seeds are >= 0")
+    if problems:
+        raise SystemExit(f"ppo-grounding {command}: " + "; ".join(problems))
 
 
 def evaluate(argv: list[str]) -> None:
     args = tyro.cli(EvaluateArgs, args=argv, prog="ppo-grounding evaluate")
+    _check_counts(args, "evaluate")
     if args.suite is not None:
         return generalisation_suite(args)
     from . import suite
@@ -222,6 +272,7 @@ def generalisation_suite(args: EvaluateArgs) -> None:
 
 def replay(argv: list[str]) -> None:
     args = tyro.cli(ReplayArgs, args=argv, prog="ppo-grounding replay")
+    _check_counts(args, "replay")
     from . import suite
     from .replay import replay as write_replays
 
@@ -270,7 +321,10 @@ def plot(argv: list[str]) -> None:
         )
     from .plot import plot_runs
 
-    print(f"wrote {plot_runs(args.runs, args.out)}")
+    try:
+        print(f"wrote {plot_runs(args.runs, args.out)}")
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"ppo-grounding plot: {error}") from None
 
 
 COMMANDS = {"train": train, "evaluate": evaluate, "replay": replay, "plot": plot}
@@ -281,7 +335,14 @@ def main(argv: list[str] | None = None) -> None:
     if not argv or argv[0] not in COMMANDS:
         print(__doc__.strip())
         raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
-    COMMANDS[argv[0]](argv[1:])
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        COMMANDS[argv[0]](argv[1:])
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line on stderr: `ppo-grounding: CheckpointWarning: ...`."""
+    print(f"ppo-grounding: {category.__name__}: {message}", file=file or sys.stderr)
 
 
 if __name__ == "__main__":

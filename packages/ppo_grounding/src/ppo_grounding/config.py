@@ -7,8 +7,14 @@ checked once, at start, by `TrainConfig.validate()`, whose errors say how to fix
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import math
+import re
+import tempfile
+import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from llm_policy import PolicyConfig
@@ -70,7 +76,9 @@ class PPOConfig:
     vf_coef: float = 0.5
     """Value loss coefficient."""
     ent_coef: float = 0.01
-    """Entropy bonus coefficient."""
+    """Entropy bonus coefficient (>= 0; a negative one, which rewards certainty, needs allow_negative_ent_coef)."""
+    allow_negative_ent_coef: bool = False
+    """Accept a negative ent_coef on purpose (an entropy penalty)."""
     max_grad_norm: float = 0.5
     """Global gradient norm clip over all trainable parameters."""
     norm_adv: bool = True
@@ -100,15 +108,110 @@ class RunConfig:
     checkpoint_every: int = 10
     """Write a checkpoint every N updates (and always at the end); 0 writes only the last one."""
     max_minutes: float | None = None
-    """Stop after the update that crosses this many minutes of training (None: train to total_frames)."""
+    """Stop after the update that crosses this many minutes of training (> 0; None: train to total_frames)."""
     resume: bool = False
     """Continue the run from the latest checkpoint in output_dir."""
     torch_threads: int | None = None
-    """torch.set_num_threads for the run (None: torch's default)."""
+    """torch.set_num_threads for the run (>= 1; None: torch's default)."""
     progress: bool = True
     """Show a progress bar."""
     tensorboard: bool = True
     """Also write TensorBoard events (metrics.jsonl is always written)."""
+
+
+_ENV_ID = re.compile(r"BabyAI-Text-[A-Za-z0-9]+-v[0-9]+")
+
+
+def check_env_id(env_id: Any, field: str = "env.env_id") -> None:
+    """Raise a ValueError unless `env_id` is a BabyAI-Text ID that `import babyai_text` registers.
+
+    Only the plain `BabyAI-Text-<Level>-v<N>` form is accepted: gymnasium's `module:ID` form
+    imports `module` first, and an ID read from a config someone sent must not run code.
+    """
+    if not isinstance(env_id, str) or not _ENV_ID.fullmatch(env_id):
+        hint = ""
+        if isinstance(env_id, str) and ":" in env_id:
+            hint = " (drop the 'module:' prefix: importing a module named in a config is refused)"
+        raise ValueError(
+            f"{field}={env_id!r} is not a BabyAI-Text ID: use one of babyai_text.registered_ids(), "
+            f"e.g. BabyAI-Text-GoToLocal-v0{hint}."
+        )
+    import babyai_text
+
+    registered = babyai_text.registered_ids()
+    if env_id not in registered:
+        close = difflib.get_close_matches(env_id, registered, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"{field}={env_id!r} is not registered{hint} (babyai_text.registered_ids() lists them)"
+        )
+
+
+def _type_errors(section: str, obj: Any) -> list[str]:
+    """Fields of dataclass `obj` whose value is not of the annotated type (bool is no int)."""
+    errors = []
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if not _is_of(value, hints[f.name]):
+            errors.append(
+                f"{section}.{f.name}={value!r}: expected {_type_name(hints[f.name])}, "
+                f"got {type(value).__name__}."
+            )
+    return errors
+
+
+def _is_of(value: Any, kind: Any) -> bool:
+    origin = typing.get_origin(kind)
+    if origin is Literal:
+        return any(value == option and type(value) is type(option) for option in kind.__args__)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return any(_is_of(value, option) for option in typing.get_args(kind))
+    if kind is type(None):
+        return value is None
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    return True
+
+
+def _type_name(kind: Any) -> str:
+    if typing.get_origin(kind) is Literal:
+        return "one of " + ", ".join(repr(a) for a in kind.__args__)
+    args = typing.get_args(kind)
+    if args:
+        return " or ".join(_type_name(a) for a in args)
+    return "None" if kind is type(None) else kind.__name__
+
+
+def _check_output_dir(output_dir: str) -> str | None:
+    """Why `output_dir` cannot hold a run, or None."""
+    if not output_dir:
+        return "run.output_dir is empty: name a directory."
+    path = Path(output_dir).expanduser()
+    probe = path
+    while not probe.exists():
+        if probe.is_symlink():
+            return f"run.output_dir={output_dir!r}: {probe} is a broken symbolic link."
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        return f"run.output_dir={output_dir!r}: {probe} is a file, not a directory."
+    try:  # a real write: permissions, read-only mounts and full disks all show here
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as error:
+        return (
+            f"run.output_dir={output_dir!r}: cannot write in {probe} ({error.strerror}); choose "
+            "another --run.output-dir."
+        )
+    return None
 
 
 @dataclass
@@ -134,10 +237,43 @@ class TrainConfig:
         """Rollout + update iterations needed to reach total_frames (the last may overshoot)."""
         return max(1, -(-self.ppo.total_frames // self.batch_size))
 
-    def validate(self) -> None:
-        """Reject invalid combinations with a message that says how to fix them."""
+    def validate(self, *, check_paths: bool = True) -> None:
+        """Reject invalid values and combinations with a message that says how to fix them.
+
+        Every number must be finite and in range (a NaN passes no comparison, so it is refused
+        here rather than poisoning the first update). Also checked, before any env or model is
+        built: the env ID is a registered BabyAI-Text ID, the policy's device exists on this
+        machine, and (with `check_paths`) the output directory can be written.
+        """
+        errors = [
+            error
+            for name in ("env", "ppo", "warm_start", "run")
+            for error in _type_errors(name, getattr(self, name))
+        ]
+        if errors:  # the range checks below assume the types
+            raise ValueError("Invalid training config:\n  - " + "\n  - ".join(errors))
         p = self.ppo
-        errors = []
+        for section in (self.ppo, self.warm_start, self.run):
+            for f in dataclasses.fields(section):
+                value = getattr(section, f.name)
+                if isinstance(value, float) and not math.isfinite(value):
+                    name = type(section).__name__.replace("Config", "").lower()
+                    name = {"warmstart": "warm_start"}.get(name, name)
+                    errors.append(f"{name}.{f.name}={value}: must be a finite number.")
+        try:
+            check_env_id(self.env.env_id)
+        except ValueError as error:
+            errors.append(str(error))
+        try:
+            from llm_policy.loading import check_device
+
+            check_device(self.policy.device, "policy.device")
+        except ValueError as error:
+            errors.append(str(error))
+        if check_paths:
+            problem = _check_output_dir(self.run.output_dir)
+            if problem:
+                errors.append(problem)
         if self.env.num_envs < 1:
             errors.append(f"env.num_envs={self.env.num_envs}: use at least 1.")
         if self.env.num_observations < 1:
@@ -165,6 +301,21 @@ class TrainConfig:
             errors.append(f"ppo.learning_rate={p.learning_rate}: must be positive.")
         if p.clip_coef <= 0:
             errors.append(f"ppo.clip_coef={p.clip_coef}: must be positive.")
+        if p.reward_scale <= 0:
+            errors.append(
+                f"ppo.reward_scale={p.reward_scale}: must be positive (rewards are multiplied by it)."
+            )
+        if p.vf_coef < 0:
+            errors.append(f"ppo.vf_coef={p.vf_coef}: use 0 or more.")
+        if p.ent_coef < 0 and not p.allow_negative_ent_coef:
+            errors.append(
+                f"ppo.ent_coef={p.ent_coef}: a negative coefficient penalises entropy; use 0 or "
+                "more, or pass --ppo.allow-negative-ent-coef if you mean it."
+            )
+        if p.adam_eps <= 0:
+            errors.append(f"ppo.adam_eps={p.adam_eps}: must be positive (Adam divides by it).")
+        if p.weight_decay < 0:
+            errors.append(f"ppo.weight_decay={p.weight_decay}: use 0 or more.")
         if p.max_grad_norm <= 0:
             errors.append(f"ppo.max_grad_norm={p.max_grad_norm}: must be positive.")
         if p.update_epochs < 1:
@@ -187,8 +338,18 @@ class TrainConfig:
                 f"warm_start.value_coef={w.value_coef}: a warm start needs at least 1 epoch, a "
                 "positive learning rate and a value_coef >= 0."
             )
-        if self.run.checkpoint_every < 0:
-            errors.append(f"run.checkpoint_every={self.run.checkpoint_every}: use 0 or more.")
+        r = self.run
+        if r.checkpoint_every < 0:
+            errors.append(f"run.checkpoint_every={r.checkpoint_every}: use 0 or more.")
+        if r.max_minutes is not None and r.max_minutes <= 0:
+            errors.append(f"run.max_minutes={r.max_minutes}: use a positive number, or None.")
+        if r.torch_threads is not None and r.torch_threads < 1:
+            errors.append(f"run.torch_threads={r.torch_threads}: use at least 1, or None.")
+        if not 0 <= r.seed <= 2**32 - 1 - max(self.env.num_envs, 0):
+            errors.append(
+                f"run.seed={r.seed}: use 0 to 2**32 - 1 - num_envs (numpy's seed range; "
+                "env i is seeded with seed + i)."
+            )
         if errors:
             raise ValueError("Invalid training config:\n  - " + "\n  - ".join(errors))
 
@@ -200,7 +361,21 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, dict[str, Any]]) -> TrainConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"a config is a JSON object of sections, got {type(data).__name__}")
+        unknown_sections = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown_sections:
+            raise ValueError(
+                f"config has unknown sections {sorted(map(str, unknown_sections))}: it was "
+                "written by another version of ppo-grounding, or is not a TrainConfig."
+            )
+
         def build(kind: type[_Section], values: dict[str, Any]) -> _Section:
+            if not isinstance(values, dict):
+                raise ValueError(
+                    f"config section for {kind.__name__} must be an object, got "
+                    f"{type(values).__name__}"
+                )
             names = {f.name for f in dataclasses.fields(kind)}
             unknown = set(values) - names
             if unknown:
@@ -209,7 +384,10 @@ class TrainConfig:
                     "by another version of ppo-grounding; remove them or use that version."
                 )
             values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-            return kind(**values)
+            try:
+                return kind(**values)
+            except TypeError as error:  # a value no check in the constructor expected
+                raise ValueError(f"invalid {kind.__name__} values: {error}") from error
 
         return cls(
             env=build(EnvConfig, data.get("env", {})),

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ class MetricsLogger:
         row = {"update": update, **{k: _plain(v) for k, v in metrics.items()}}
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
+            f.flush()
         if self.writer is not None:
             step = int(metrics.get("charts/frames", update))
             for name, value in row.items():
@@ -83,7 +85,36 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
         raise FileNotFoundError(
             f"{path} does not exist: pass a run directory written by `ppo-grounding train`."
         )
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("update"), int):
+                raise ValueError("not a row of metrics")
+        except ValueError as error:
+            if number == len(lines) or all(not rest.strip() for rest in lines[number:]):
+                # the last line, cut short: a run killed while it was being written
+                warnings.warn(
+                    f"{path}: ignoring its last line, which is incomplete (the run was stopped "
+                    "while writing it).",
+                    MetricsWarning,
+                    stacklevel=2,
+                )
+                break
+            raise ValueError(
+                f"{path}, line {number}, is not a row of metrics ({error}); the file was edited "
+                "or damaged: remove that line, or restore the file."
+            ) from None
+        rows.append(row)
+    return rows
+
+
+class MetricsWarning(UserWarning):
+    """metrics.jsonl ends with an incomplete line (ignored)."""
 
 
 def _plain(value: Any) -> float | None:

@@ -1,0 +1,113 @@
+"""Stopping a run whose numbers stopped being numbers: NaN/inf never reach a checkpoint.
+
+The trainer calls `check_step` after each backward pass, before the optimiser steps (the loss and
+the gradient norm), and `check_state` before each checkpoint is written (every parameter and every
+optimiser tensor). Rollouts and updates run inside `guard`, which turns torch's own complaint about
+NaN action logits (raised while building the softmax distribution) into the same error. Each
+raises `NonFiniteError`, which names the update and the quantity; nothing of that update is saved,
+so the run's `latest` checkpoint is still the last good one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["NonFiniteError", "check_state", "check_step", "guard"]
+
+_ADVICE = (
+    "Training diverged; nothing of this update was saved, so the run's latest checkpoint is the "
+    "last good one. Resume from it with a lower --ppo.learning-rate (or a smaller "
+    "--ppo.max-grad-norm / --ppo.reward-scale), or start again from an earlier checkpoint."
+)
+
+
+class NonFiniteError(ArithmeticError):
+    """A NaN or inf in training: `update` is the update (1-based) that produced it, `quantity`
+    what held it (e.g. "loss", "gradient norm", "parameter 'lm.wte.weight'")."""
+
+    def __init__(self, update: int, quantity: str, detail: str = "") -> None:
+        self.update = update
+        self.quantity = quantity
+        what = f"{quantity} is {detail}" if detail else f"{quantity} is not finite"
+        super().__init__(f"update {update}: the {what}. {_ADVICE}")
+
+
+def _describe(values: torch.Tensor) -> str:
+    values = values.detach()
+    if values.numel() == 1:
+        return f"{values.item()!r}"
+    nan = int(torch.isnan(values).sum())
+    inf = int(torch.isinf(values).sum())
+    return f"non-finite ({nan} NaN, {inf} inf of {values.numel()} values)"
+
+
+def _finite(value: torch.Tensor | float) -> bool:
+    if isinstance(value, torch.Tensor):
+        return bool(torch.isfinite(value.detach()).all())
+    return math.isfinite(float(value))
+
+
+def check_step(
+    update: int, *, loss: torch.Tensor | float, grad_norm: torch.Tensor | float | None = None
+) -> None:
+    """Raise NonFiniteError if the minibatch loss or the gradient norm (before clipping) of
+    update `update` is NaN or inf. Call it before optimizer.step(): a NaN gradient never moves a
+    parameter."""
+    for quantity, value in (("loss", loss), ("gradient norm", grad_norm)):
+        if value is not None and not _finite(value):
+            tensor = value if isinstance(value, torch.Tensor) else torch.tensor(float(value))
+            raise NonFiniteError(update, quantity, _describe(tensor))
+
+
+def check_state(update: int, policy: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Raise NonFiniteError naming the first parameter or optimiser state tensor (Adam moments)
+    that holds a NaN or inf. Call it before a checkpoint is written."""
+    for name, param in policy.named_parameters():
+        if param.is_floating_point() and not _finite(param):
+            raise NonFiniteError(update, f"parameter {name!r}", _describe(param))
+    names = {id(p): n for n, p in policy.named_parameters()}
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for key, value in optimizer.state.get(param, {}).items():
+                if isinstance(value, torch.Tensor) and value.is_floating_point():
+                    if not _finite(value):
+                        owner = names.get(id(param), "a parameter")
+                        raise NonFiniteError(
+                            update, f"optimizer state {key!r} of {owner!r}", _describe(value)
+                        )
+        lr = group.get("lr")
+        if isinstance(lr, (int, float)) and not math.isfinite(lr):
+            raise NonFiniteError(update, "learning rate", repr(lr))
+
+
+def _from_torch_distributions(error: BaseException) -> bool:
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__", "").startswith("torch.distributions"):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+@contextmanager
+def guard(update: int) -> Iterator[None]:
+    """Run a rollout or an update: torch.distributions' ValueError about invalid (NaN) logits
+    becomes a NonFiniteError naming `update` and the policy's action scores."""
+    try:
+        yield
+    except ValueError as error:
+        if not _from_torch_distributions(error):
+            raise
+        raise NonFiniteError(
+            update,
+            "policy's action scores (logits)",
+            "NaN (torch.distributions refused them: the parameters have grown too large)",
+        ) from error
