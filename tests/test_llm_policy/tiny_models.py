@@ -52,21 +52,9 @@ def _configs(kind: str, vocab: int):
             eos_token_id=EOS_ID,
             pad_token_id=PAD_ID,
         )
-    if kind == "llama":
-        return LlamaConfig(
-            vocab_size=vocab,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=128,
-            bos_token_id=BOS_ID,
-            eos_token_id=EOS_ID,
-            pad_token_id=PAD_ID,
-        )
-    if kind == "qwen2":
-        return Qwen2Config(
+    if kind in ("llama", "qwen2"):  # same shape; Qwen2 adds biases on q/k/v
+        config_class = LlamaConfig if kind == "llama" else Qwen2Config
+        return config_class(
             vocab_size=vocab,
             hidden_size=32,
             intermediate_size=64,
