@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 import tyro
 from ppo_grounding import PolicyAgent, PPOTrainer, RandomAgent, evaluate, offline_preset
+from ppo_grounding.imitation import WARM_START_FILE
 from ppo_grounding.metrics import read_metrics
 from ppo_grounding.plot import plot_runs
-from ppo_grounding.trainer import WARM_START_FILE
 
 
 @dataclass
@@ -57,6 +57,17 @@ class Args:
     """Where to write the curve (default: <run dir>/learning_curve.png)."""
 
 
+PRESET_OVERRIDES = {
+    "num_observations": ("env", "num_observations"),
+    "learning_rate": ("ppo", "learning_rate"),
+    "gae_lambda": ("ppo", "gae_lambda"),
+    "model": ("policy", "model"),
+    "normalization": ("policy", "normalization"),
+    "clip_vloss": ("ppo", "clip_vloss"),
+}
+"""Args fields that replace the offline preset's value when given: field -> (section, name)."""
+
+
 def main(args: Args) -> None:
     config = offline_preset()
     config.env.env_id = args.env_id
@@ -64,18 +75,10 @@ def main(args: Args) -> None:
     config.run.max_minutes = args.minutes
     config.run.seed = args.seed
     config.run.checkpoint_every = 0
-    if args.num_observations is not None:
-        config.env.num_observations = args.num_observations
-    if args.learning_rate is not None:
-        config.ppo.learning_rate = args.learning_rate
-    if args.gae_lambda is not None:
-        config.ppo.gae_lambda = args.gae_lambda
-    if args.model is not None:
-        config.policy.model = args.model
-    if args.normalization is not None:
-        config.policy.normalization = args.normalization
-    if args.clip_vloss is not None:
-        config.ppo.clip_vloss = args.clip_vloss
+    for name, (section, field) in PRESET_OVERRIDES.items():
+        value = getattr(args, name)
+        if value is not None:
+            setattr(getattr(config, section), field, value)
     config.warm_start.demo_frames = args.demo_frames
     config.warm_start.epochs = args.warm_start_epochs
     level = args.env_id.removeprefix("BabyAI-Text-").removesuffix("-v0")
