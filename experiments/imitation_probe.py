@@ -22,10 +22,10 @@ import numpy as np
 import torch
 import tyro
 from ppo_grounding import PolicyAgent, PPOTrainer, evaluate, offline_preset
+from ppo_grounding.envs import make_envs
 from ppo_grounding.history import EpisodeHistory
 from ppo_grounding.imitation import Demonstrations, collect_demonstrations
 from ppo_grounding.rule_agents import DirectionRuleAgent, goal_sentence, offsets
-from ppo_grounding.trainer import make_envs
 
 
 @dataclass

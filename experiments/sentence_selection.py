@@ -31,9 +31,8 @@ from babyai_text import ACTION_NAMES
 from imitation_probe import PROBE_SEED_OFFSET, expert_steps, goal_position, top_actions
 from llm_policy import LLMPolicy
 from ppo_grounding import offline_preset
-from ppo_grounding.imitation import Demonstrations, clone_epoch
+from ppo_grounding.imitation import DEMO_SEED_OFFSET, Demonstrations, clone_epoch
 from ppo_grounding.rule_agents import only_goal_sentence
-from ppo_grounding.trainer import DEMO_SEED_OFFSET
 
 POSITIONS = ("forward", "forward+left", "forward+right", "left", "right", "not in view")
 
