@@ -77,7 +77,9 @@ class DRRNConfig:
     epsilon_end: float = 0.05
     """...decayed linearly to this..."""
     exploration_fraction: float = 0.5
-    """...over this fraction of ppo.total_frames."""
+    """...over this fraction of ppo.total_frames..."""
+    exploration_frames: int | None = None
+    """...or over this many frames (for a time budget, where total_frames is only a ceiling)."""
     max_grad_norm: float = 10.0
     """Gradient norm clip."""
     reward_scale: float = 1.0
@@ -221,7 +223,9 @@ class DRRNTrainer:
         self.rng = np.random.default_rng(config.run.seed)
         self.vocabulary = WordVocabulary()
         d = self.drrn
-        self.policy = DRRNPolicy(DRRNetwork(len(self.vocabulary), d.word_dim, d.hidden), self.vocabulary)
+        self.policy = DRRNPolicy(
+            DRRNetwork(len(self.vocabulary), d.word_dim, d.hidden), self.vocabulary
+        )
         self.target = copy.deepcopy(self.network)
         self.target.eval()
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=d.learning_rate)
@@ -249,7 +253,10 @@ class DRRNTrainer:
 
     def epsilon(self) -> float:
         d = self.drrn
-        span = max(1.0, d.exploration_fraction * self.config.ppo.total_frames)
+        span = d.exploration_frames
+        if span is None:
+            span = d.exploration_fraction * self.config.ppo.total_frames
+        span = max(1.0, span)
         progress = min(1.0, self.frames / span)
         return d.epsilon_start + progress * (d.epsilon_end - d.epsilon_start)
 
@@ -371,4 +378,3 @@ class DRRNTrainer:
             row["losses/td_loss"] = float(np.mean([x for x, _ in losses]))
             row["losses/q_mean"] = float(np.mean([q for _, q in losses]))
         self.metrics.append(row)
-

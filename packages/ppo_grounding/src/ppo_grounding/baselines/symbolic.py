@@ -91,7 +91,9 @@ class SymbolicActorCritic(nn.Module):
         self.film = nn.Linear(c.mission_dim, 2 * c.conv_channels) if c.film else None
         self.squeeze = nn.Conv2d(c.conv_channels, 16, 1)
         self.image_out = nn.Linear(16 * 7 * 7, c.hidden)
-        self.mission = GRUEncoder(nn.Embedding(vocab_size, c.word_dim, padding_idx=0), c.mission_dim)
+        self.mission = GRUEncoder(
+            nn.Embedding(vocab_size, c.word_dim, padding_idx=0), c.mission_dim
+        )
         self.direction = nn.Embedding(4, c.direction_dim)
         self.trunk = nn.Linear(c.hidden + c.mission_dim + c.direction_dim, c.hidden)
         self.actor = nn.Linear(c.hidden, NUM_ACTIONS)
@@ -100,9 +102,7 @@ class SymbolicActorCritic(nn.Module):
         nn.init.zeros_(self.actor.bias)
         nn.init.orthogonal_(self.critic.weight, 1.0)
         nn.init.zeros_(self.critic.bias)
-        self.register_buffer(
-            "channel_offsets", torch.arange(3) * _CHANNEL_SIZE, persistent=False
-        )
+        self.register_buffer("channel_offsets", torch.arange(3) * _CHANNEL_SIZE, persistent=False)
 
     def forward(
         self, image: torch.Tensor, direction: torch.Tensor, mission: torch.Tensor
@@ -327,9 +327,10 @@ class SymbolicPPOTrainer:
         )
         images = rollout["images"].reshape(B, 7, 7, 3)
         directions = rollout["directions"].reshape(B)
-        flat = {
-            k: rollout[k].reshape(B) for k in ("actions", "logprobs", "values")
-        } | {"advantages": advantages.reshape(B), "returns": returns.reshape(B)}
+        flat = {k: rollout[k].reshape(B) for k in ("actions", "logprobs", "values")} | {
+            "advantages": advantages.reshape(B),
+            "returns": returns.reshape(B),
+        }
         self.model.train()
         sums: dict[str, float] = {}
         steps, last_kl, stop = 0, 0.0, False
