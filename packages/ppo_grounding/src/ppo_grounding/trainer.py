@@ -55,12 +55,14 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .envs import make_envs
+from .finite import check_step, guard
 from .gae import compute_gae
 from .history import EpisodeHistory, sentences_of
 from .imitation import DEMO_SEED_OFFSET, WARM_START_FILE
 from .losses import explained_variance, ppo_loss
 from .metrics import MetricsLogger
 from .reporter import ProgressReporter
+from .run_lock import RunLock
 
 __all__ = [
     "DEMO_SEED_OFFSET",
@@ -96,6 +98,8 @@ class PPOTrainer:
             torch.set_num_threads(config.run.torch_threads)
         seed_everything(config.run.seed)
 
+        self.lock = RunLock(self.output_dir)
+        """Held until train() ends: a second job in this run directory is refused (run_lock.py)."""
         resume_from = resume_point(config)
         if resume_from is not None:
             policy = LLMPolicy.from_pretrained(resume_from / "policy")
@@ -120,6 +124,7 @@ class PPOTrainer:
         # derived from the checkpoint, so it continues the run, not bit for bit.
         obs, _ = self.envs.reset(seed=config.run.seed + config.env.num_envs * self.state.update)
         self.history.start_all(obs)
+        self.envs.return_queue.extend(self.state.recent_returns)  # the success window
 
         self.output_dir.mkdir(parents=True, exist_ok=True)
         write_run_config(self.output_dir, config.to_json())
@@ -244,6 +249,7 @@ class PPOTrainer:
                 loss.loss.backward()
                 # A list, not a generator: clip_grad_norm_ must see (and scale) every gradient.
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, p.max_grad_norm)
+                check_step(self.state.update + 1, loss=loss.loss, grad_norm=grad_norm)
                 self.optimizer.step()
 
                 steps += 1
@@ -291,8 +297,9 @@ class PPOTrainer:
                 lr = self.learning_rate_at(self.state.update)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
-                rollout, metrics = self.collect_rollout()
-                metrics.update(self.update(rollout))
+                with guard(self.state.update + 1):  # NaN logits: our error, not torch's
+                    rollout, metrics = self.collect_rollout()
+                    metrics.update(self.update(rollout))
                 elapsed = time.perf_counter() - start
 
                 self.state.update += 1
@@ -319,6 +326,7 @@ class PPOTrainer:
             self.reporter.close()
             self.logger.close()
             self.envs.close()
+            self.lock.release()
         return self.state
 
     def success_rate(self) -> float:
@@ -355,6 +363,7 @@ class PPOTrainer:
 
     def save(self) -> Path:
         """Checkpoint the current update (checkpoint.py); returns its directory."""
+        self.state.recent_returns = [float(r) for r in self.envs.return_queue]
         return save_checkpoint(
             self.output_dir,
             policy=self.policy,
