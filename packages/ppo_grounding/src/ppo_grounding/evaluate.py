@@ -9,6 +9,12 @@ action phrases the env offers, and back one action index per prompt (shape (N,))
 builds the prompts; the generalisation tests (suite.py) change only what goes into them: the
 env's language and action names, a wrapper that rewrites the env's text (`env_wrapper`, see
 substitutions.py) and the prompt's wording (`template`).
+
+Under a launcher with N processes (`torchrun --nproc_per_node N ...`), process r plays the
+episodes k = r, r + N, r + 2N, ... (seeds unchanged: seed_offset + k) and every process gets the
+gathered result, aggregated in episode order: with an agent whose action depends only on its
+prompt (greedy, a rule) it equals the one-process result. A sampling agent draws from its own
+generator in each process, so its episodes differ from one process's.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import numpy as np
 import torch
 from llm_policy import PromptTemplate
 
+from . import distributed
 from .history import EpisodeHistory, sentences_of
 
 EVAL_SEED_OFFSET = 1_000_000
@@ -209,12 +216,17 @@ def evaluate(
 
     Returns:
         Success rate, mean return and length over the episodes, and per task kind on the Mixed
-        levels (`EvalResult.by_task`). Each seed lays out the same episode whatever the agent,
-        so two agents evaluated with the same arguments meet the same episodes.
+        levels (`EvalResult.by_task`), aggregated in episode order. Each seed lays out the same
+        episode whatever the agent, so two agents evaluated with the same arguments meet the
+        same episodes. Under a launcher the episodes are shared out among the processes (see the
+        module docstring).
     """
     if episodes < 1:
         raise ValueError(f"episodes={episodes}: evaluate at least 1 episode.")
-    num_envs = min(num_envs, episodes)
+    processes = distributed.get()
+    mine = list(range(processes.rank, episodes, processes.world_size))
+    """The episodes this process plays (all of them for one process)."""
+    num_envs = max(1, min(num_envs, len(mine)))
     envs = [
         make_env(
             env_id,
@@ -227,28 +239,30 @@ def evaluate(
     ]
     names = list(envs[0].unwrapped.action_names)
     history = EpisodeHistory(num_envs, num_observations, language if template is None else template)
-    seeds = iter(range(seed_offset, seed_offset + episodes))
+    queue = iter(mine)
     active = [True] * num_envs
+    playing = [0] * num_envs
+    """The episode (k) each env plays."""
     returns, lengths = [0.0] * num_envs, [0] * num_envs
     tasks: list[str | None] = [None] * num_envs
-    finished: list[tuple[float, int, str | None]] = []
+    finished: list[tuple[int, float, int, str | None]] = []
 
     def start(i: int) -> None:
-        seed = next(seeds, None)
-        if seed is None:
+        k = next(queue, None)
+        if k is None:
             active[i] = False
             return
-        obs, info = envs[i].reset(seed=seed)
+        obs, info = envs[i].reset(seed=seed_offset + k)
         history.start(i, obs["mission"], sentences_of(obs["text"]))
-        returns[i], lengths[i], tasks[i] = 0.0, 0, info.get("task")
+        playing[i], returns[i], lengths[i], tasks[i] = k, 0.0, 0, info.get("task")
 
     for i in range(num_envs):
         start(i)
     bar = None
-    if progress:
+    if progress and processes.is_main:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=episodes, desc=label, unit="ep", leave=False)
+        bar = tqdm(total=len(mine), desc=label, unit="ep", leave=False)
     while any(active):
         live = [i for i in range(num_envs) if active[i]]
         prompts = [history.prompt(i, names) for i in live]
@@ -261,7 +275,7 @@ def evaluate(
             returns[i] += float(reward)
             lengths[i] += 1
             if terminated or truncated:
-                finished.append((returns[i], lengths[i], tasks[i]))
+                finished.append((playing[i], returns[i], lengths[i], tasks[i]))
                 if bar is not None:
                     bar.update(1)
                 start(i)
@@ -271,9 +285,11 @@ def evaluate(
         bar.close()
     for env in envs:
         env.close()
-    result = _result([r for r, _, _ in finished], [n for _, n, _ in finished])
-    for task in sorted({t for _, _, t in finished if t is not None}):
-        of_task = [(r, n) for r, n, t in finished if t == task]
+    # Every process's episodes, in episode order: the figures do not depend on who played what.
+    done = sorted(processes.gather_objects(finished))
+    result = _result([r for _, r, _, _ in done], [n for _, _, n, _ in done])
+    for task in sorted({t for _, _, _, t in done if t is not None}):
+        of_task = [(r, n) for _, r, n, t in done if t == task]
         result.by_task[task] = _result([r for r, _ in of_task], [n for _, n in of_task])
     return result
 

@@ -9,7 +9,10 @@ discounted returns. Then PPO starts from that policy. The expert is given nothin
 but its own memory of the room, so its choices are not always predictable from the prompt.
 
 `warm_start` is the whole procedure as the trainer runs it; `collect_demonstrations` and
-`clone_epoch` are its two halves.
+`clone_epoch` are its two halves. Under a launcher every process plays its share of the envs on
+its own seeds and clones on its own demonstrations (cut to the fewest any process has, so that
+all take the same number of steps), with minibatches of minibatch_size / N: the policy it is
+given is then DDP's wrapper, which averages the gradients.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     from llm_policy import LLMPolicy
 
     from .config import TrainConfig
+    from .distributed import Distributed
 
 DEMO_SEED_OFFSET = 500_000
 """The warm start's demonstrations are played on seeds run.seed + 500,000 + k: apart from the
@@ -112,7 +116,8 @@ def clone_epoch(
 ) -> dict[str, float]:
     """One pass of behaviour cloning over `demos` in shuffled minibatches; returns the epoch's
     mean cross-entropy, value loss and accuracy (argmax of the policy == expert action)."""
-    params = policy.trainable_parameters()
+    # (not policy.trainable_parameters(): under a launcher `policy` is DDP's wrapper of it)
+    params = [p for p in policy.parameters() if p.requires_grad]
     policy.train()
     totals = {"warm_start/loss": 0.0, "warm_start/value_loss": 0.0, "warm_start/accuracy": 0.0}
     order = torch.randperm(len(demos), generator=generator)
@@ -158,6 +163,7 @@ def warm_start(
     output_dir: str | os.PathLike,
     elapsed_s: float = 0.0,
     report: Callable[[str], None] | None = None,
+    processes: Distributed | None = None,
 ) -> WarmStart:
     """Behaviour cloning of the expert on config.warm_start.demo_frames steps of the run's level.
 
@@ -166,23 +172,39 @@ def warm_start(
     ppo.minibatch_size shuffled by `generator` (the trainer's minibatch shuffler, so the run stays
     one seeded sequence). `elapsed_s` is the run's time before it, for time/elapsed_s. Writes
     <output_dir>/warm_start.json; `report` receives one line per epoch.
+
+    `processes` (distributed.Distributed) shares the work out under a launcher: process r plays
+    num_envs / N envs (seeds after those of the processes before it) for demo_frames / N steps,
+    and `policy` must then be the DDP-wrapped policy. Only the main process writes the file;
+    the statistics are over every process's demonstrations.
     """
     cfg, w = config, config.warm_start
     start = time.perf_counter()
-    envs = make_envs(cfg)
+    world = 1 if processes is None else processes.world_size
+    rank = 0 if processes is None else processes.rank
+    num_envs = cfg.env.num_envs // world
+    envs = make_envs(cfg, num_envs)
     try:
-        history = EpisodeHistory(cfg.env.num_envs, cfg.env.num_observations, cfg.env.language)
+        history = EpisodeHistory(num_envs, cfg.env.num_observations, cfg.env.language)
         demos = collect_demonstrations(
             envs,
             history,
             action_names,
-            w.demo_frames,
+            -(-w.demo_frames // world),
             gamma=cfg.ppo.gamma,
             reward_scale=cfg.ppo.reward_scale,
-            seed=cfg.run.seed + DEMO_SEED_OFFSET,
+            seed=cfg.run.seed + DEMO_SEED_OFFSET + rank * num_envs,
         )
     finally:
         envs.close()
+    if world > 1:  # every process takes the same number of steps: as many transitions each
+        keep = int(processes.min([len(demos)])[0])
+        demos = Demonstrations(
+            demos.prompts[:keep],
+            demos.actions[:keep],
+            demos.returns[:keep],
+            int(processes.sum([demos.frames])[0]),
+        )
     if not len(demos):
         raise ValueError(
             f"warm_start.demo_frames={w.demo_frames}: no expert episode finished in that many "
@@ -198,11 +220,13 @@ def warm_start(
             optimizer,
             demos,
             action_names,
-            minibatch_size=cfg.ppo.minibatch_size,
+            minibatch_size=cfg.ppo.minibatch_size // world,
             value_coef=w.value_coef,
             max_grad_norm=cfg.ppo.max_grad_norm,
             generator=generator,
         )
+        if world > 1:  # equal shares: the mean over the processes is the union's
+            stats = dict(zip(stats, processes.mean(list(stats.values())), strict=True))
         stats = {"warm_start/epoch": epoch, **stats}
         stats["time/elapsed_s"] = elapsed_s + time.perf_counter() - start
         epochs.append(stats)
@@ -212,7 +236,13 @@ def warm_start(
                 f"{stats['warm_start/accuracy']:.3f}, loss {stats['warm_start/loss']:.3f} "
                 f"({len(demos)} expert steps, {stats['time/elapsed_s']:.0f} s)"
             )
-    done = WarmStart(demos.frames, len(demos), epochs, time.perf_counter() - start)
-    summary = {"demo_frames": done.demo_frames, "transitions": done.transitions, "epochs": epochs}
-    atomic_write_text(Path(output_dir) / WARM_START_FILE, json.dumps(summary, indent=1) + "\n")
+    seconds = time.perf_counter() - start
+    transitions = len(demos)
+    if world > 1:  # the slowest process's time, so that all agree on the time budget
+        seconds = processes.max([seconds])[0]
+        transitions = int(processes.sum([transitions])[0])
+    done = WarmStart(demos.frames, transitions, epochs, seconds)
+    if rank == 0:
+        summary = {"demo_frames": done.demo_frames, "transitions": transitions, "epochs": epochs}
+        atomic_write_text(Path(output_dir) / WARM_START_FILE, json.dumps(summary, indent=1) + "\n")
     return done

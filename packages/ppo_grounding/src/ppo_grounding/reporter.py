@@ -10,10 +10,11 @@ if TYPE_CHECKING:
 
 class ProgressReporter:
     """A tqdm bar of frames with frames/s, success rate and approximate KL in its postfix, and
-    one-line messages; shows nothing when run.progress is False."""
+    one-line messages; shows nothing when run.progress is False, nor on the processes other
+    than the main one of a multi-process run (`main_process=False`)."""
 
-    def __init__(self, config: TrainConfig) -> None:
-        self.enabled = config.run.progress
+    def __init__(self, config: TrainConfig, *, main_process: bool = True) -> None:
+        self.enabled = config.run.progress and main_process
         # With a time budget the frame total is not what ends the run: count frames only.
         self.total = (
             None if config.run.max_minutes is not None else config.num_updates * config.batch_size

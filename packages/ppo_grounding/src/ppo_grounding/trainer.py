@@ -30,13 +30,18 @@ Where the loop differs from CleanRL's ppo.py:
   autoreset); charts/success_rate is over its last SUCCESS_WINDOW episodes, reported once
   SUCCESS_MIN_EPISODES have finished.
 - Extras CleanRL lacks: a behaviour-cloning warm start (imitation.py), checkpoints and resume
-  (checkpoint.py), a time budget (run.max_minutes).
+  (checkpoint.py), a time budget (run.max_minutes), and data-parallel training over processes
+  (distributed.py): under a launcher every process steps its share of the envs and takes its
+  share of each minibatch, DDP averages the gradients, and advantages are normalised over the
+  union of the processes' minibatches. One process without a launcher is the plain loop.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +49,11 @@ import torch
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 from llm_policy import LLMPolicy
 
-from . import imitation
+from . import distributed, imitation
 from .buffer import Batch, Rollout
 from .checkpoint import (
     TrainerState,
+    checkpoint_dir,
     load_training_state,
     resume_point,
     save_checkpoint,
@@ -93,47 +99,81 @@ class PPOTrainer:
     def __init__(self, config: TrainConfig, policy: LLMPolicy | None = None) -> None:
         config.validate()
         self.config = config
+        self.dist = distributed.get()
+        """Rank, world size and collectives (trivial for one process; distributed.py)."""
+        dist = self.dist
+        distributed.check_sizes(config, dist.world_size)
+        self.num_envs = config.env.num_envs // dist.world_size
+        """This process's envs (all of env.num_envs for one process)."""
+        self.minibatch_size = config.ppo.minibatch_size // dist.world_size
+        """This process's share of each minibatch."""
         self.output_dir = Path(config.run.output_dir)
         if config.run.torch_threads:
             torch.set_num_threads(config.run.torch_threads)
-        seed_everything(config.run.seed)
+        seed_everything(config.run.seed + dist.rank)  # each process samples its own actions
 
-        self.lock = RunLock(self.output_dir)
+        # The main process first (it tidies the run directory, builds or fetches the model into
+        # the shared cache), then the others.
+        self.lock = RunLock(self.output_dir) if dist.is_main else None
         """Held until train() ends: a second job in this run directory is refused (run_lock.py)."""
-        resume_from = resume_point(config)
-        if resume_from is not None:
-            policy = LLMPolicy.from_pretrained(resume_from / "policy")
-        elif policy is None:
-            policy = LLMPolicy(config.policy)
+        device = dist.policy_device(config.policy.device)
+        with dist.main_first():
+            resume_from = resume_point(config)
+            if resume_from is not None:
+                overrides = {"device": device} if dist.enabled else {}
+                policy = LLMPolicy.from_pretrained(resume_from / "policy", **overrides)
+            elif policy is None:
+                policy = LLMPolicy(dataclasses.replace(config.policy, device=device))
         self.policy = policy
+        """The plain policy: rollouts, values and checkpoints."""
+        self.model = dist.prepare(policy)
+        """What the update runs forward and backward: DDP over `policy` under a launcher
+        (gradients averaged across processes), `policy` itself for one process."""
 
         self.optimizer = self._make_optimizer()
-        self.shuffle = torch.Generator().manual_seed(config.run.seed)
-        """Orders the minibatches (and the warm start's)."""
+        self.shuffle = torch.Generator().manual_seed(config.run.seed + dist.rank)
+        """Orders the minibatches (and the warm start's); one stream per process."""
         self.state = TrainerState()
         if resume_from is not None:
             self.state = load_training_state(resume_from, self.optimizer, self.shuffle)
+            if dist.enabled:
+                # The checkpoint holds the main process's RNG streams: give each process its own
+                # again (any number of processes may resume, the global sizes being the same).
+                seed = config.run.seed + 7919 * self.state.update + dist.rank
+                seed_everything(seed)
+                self.shuffle.manual_seed(seed)
 
-        envs = make_envs(config)
+        envs = make_envs(config, self.num_envs)
         self.action_names: list[str] = list(envs.get_attr("action_names")[0])
         self.envs = RecordEpisodeStatistics(envs, buffer_length=SUCCESS_WINDOW)
+        self.recent_returns: deque[float] = deque(maxlen=SUCCESS_WINDOW)
+        """The last SUCCESS_WINDOW returns of every process (multi-process runs; one process
+        reads the envs' own queue)."""
         self.history = EpisodeHistory(
-            config.env.num_envs, config.env.num_observations, config.env.language
+            self.num_envs, config.env.num_observations, config.env.language
         )
         # A resumed run cannot restore the envs' internal state: they restart from a seed
-        # derived from the checkpoint, so it continues the run, not bit for bit.
-        obs, _ = self.envs.reset(seed=config.run.seed + config.env.num_envs * self.state.update)
+        # derived from the checkpoint, so it continues the run, not bit for bit. Process r's
+        # envs take the seeds after those of processes 0 .. r-1.
+        obs, _ = self.envs.reset(
+            seed=config.run.seed
+            + config.env.num_envs * self.state.update
+            + dist.rank * self.num_envs
+        )
         self.history.start_all(obs)
         self.envs.return_queue.extend(self.state.recent_returns)  # the success window
+        self.recent_returns.extend(self.state.recent_returns)
 
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        write_run_config(self.output_dir, config.to_json())
-        self.logger = MetricsLogger(
-            self.output_dir,
-            tensorboard=config.run.tensorboard,
-            keep_until_update=self.state.update if resume_from is not None else None,
-        )
-        self.reporter = ProgressReporter(config)
+        self.logger: MetricsLogger | None = None
+        if dist.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            write_run_config(self.output_dir, config.to_json())
+            self.logger = MetricsLogger(
+                self.output_dir,
+                tensorboard=config.run.tensorboard,
+                keep_until_update=self.state.update if resume_from is not None else None,
+            )
+        self.reporter = ProgressReporter(config, main_process=dist.is_main)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         p = self.config.ppo
@@ -151,7 +191,7 @@ class PPOTrainer:
         rollout and its charts/* statistics (episodes finished in it, their mean return and
         length, the action frequencies)."""
         cfg = self.config
-        n = cfg.env.num_envs
+        n = self.num_envs
         rollout = Rollout(cfg.ppo.num_steps, n)
         candidates = [self.action_names] * n
         finished_returns: list[float] = []
@@ -197,13 +237,23 @@ class PPOTrainer:
             self.history.advance(obs, taken, terminated | truncated)
 
         rollout.next_value = self.policy.value(self.history.prompts(self.action_names)).float()
+        counts = torch.bincount(rollout.actions.reshape(-1), minlength=len(self.action_names))
+        actions_taken = rollout.actions.numel()
+        if self.dist.enabled:  # the statistics of every process's rollout
+            finished = self.dist.gather_objects(
+                list(zip(finished_returns, finished_lengths, strict=True))
+            )
+            finished_returns = [r for r, _ in finished]
+            finished_lengths = [n for _, n in finished]
+            self.recent_returns.extend(finished_returns)
+            counts = torch.tensor(self.dist.sum(counts.tolist())).round().long()
+            actions_taken *= self.dist.world_size
         stats = {"charts/episodes_finished": len(finished_returns)}
         if finished_returns:
             stats["charts/episodic_return"] = float(np.mean(finished_returns))
             stats["charts/episode_length"] = float(np.mean(finished_lengths))
-        counts = torch.bincount(rollout.actions.reshape(-1), minlength=len(self.action_names))
         for name, count in zip(self.action_names, counts.tolist(), strict=True):
-            stats[f"charts/action_frac/{name}"] = count / rollout.actions.numel()
+            stats[f"charts/action_frac/{name}"] = count / actions_taken
         return rollout, stats
 
     # ------------------------------------------------------------------------------------ update
@@ -226,15 +276,24 @@ class PPOTrainer:
         sums: dict[str, float] = {}
         steps = 0
         kl_exceeded = False
+        processes = self.dist
         for _epoch in range(p.update_epochs):
-            for idx in batch.minibatches(p.minibatch_size, self.shuffle):
+            for idx in batch.minibatches(self.minibatch_size, self.shuffle):
                 prompts = [batch.prompts[i] for i in idx.tolist()]
-                out = self.policy(prompts, [self.action_names] * len(prompts))
+                out = self.model(prompts, [self.action_names] * len(prompts))
                 dist = out.distribution()
+                mb_advantages, norm_adv = batch.advantages[idx], p.norm_adv
+                if processes.enabled and norm_adv:
+                    # Normalise over the union of the processes' minibatches, as one process
+                    # holding all of it would (ppo_loss would use this process's share alone).
+                    mean, std = distributed.global_mean_std(processes, mb_advantages)
+                    if p.minibatch_size > 1:
+                        mb_advantages = (mb_advantages - mean) / (std + 1e-8)
+                    norm_adv = False
                 loss = ppo_loss(
                     dist.log_prob(batch.actions[idx]),
                     batch.logprobs[idx],
-                    batch.advantages[idx],
+                    mb_advantages,
                     dist.entropy(),
                     out.values.float(),
                     batch.values[idx],
@@ -243,25 +302,40 @@ class PPOTrainer:
                     clip_vloss=p.clip_vloss,
                     vf_coef=p.vf_coef,
                     ent_coef=p.ent_coef,
-                    norm_adv=p.norm_adv,
+                    norm_adv=norm_adv,
                 )
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.loss.backward()
+                processes.backward(loss.loss)  # under DDP: gradients averaged across processes
                 # A list, not a generator: clip_grad_norm_ must see (and scale) every gradient.
+                # Under DDP every process holds the averaged gradient: this norm is the global one.
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, p.max_grad_norm)
                 check_step(self.state.update + 1, loss=loss.loss, grad_norm=grad_norm)
                 self.optimizer.step()
 
                 steps += 1
+                values = [
+                    float(v.detach())
+                    for v in (
+                        loss.policy_loss,
+                        loss.value_loss,
+                        loss.entropy,
+                        loss.clipfrac,
+                        loss.approx_kl,
+                        loss.old_approx_kl,
+                    )
+                ]
+                # Means over the processes (equal shares: the union's means), one collective;
+                # every process then takes the same target-KL decision.
+                values = processes.mean(values)
                 for name, value in (
-                    ("losses/policy_loss", loss.policy_loss),
-                    ("losses/value_loss", loss.value_loss),
-                    ("losses/entropy", loss.entropy),
-                    ("losses/clipfrac", loss.clipfrac),
-                    ("losses/grad_norm", grad_norm),
+                    ("losses/policy_loss", values[0]),
+                    ("losses/value_loss", values[1]),
+                    ("losses/entropy", values[2]),
+                    ("losses/clipfrac", values[3]),
+                    ("losses/grad_norm", float(grad_norm)),
                 ):
-                    sums[name] = sums.get(name, 0.0) + float(value.detach())
-                last_kl, last_old_kl = float(loss.approx_kl), float(loss.old_approx_kl)
+                    sums[name] = sums.get(name, 0.0) + value
+                last_kl, last_old_kl = values[4], values[5]
                 # Per minibatch, not per epoch as in CleanRL: stop as soon as the policy moved
                 # too far (see the module docstring).
                 kl_exceeded = p.target_kl is not None and last_kl > p.target_kl
@@ -272,7 +346,9 @@ class PPOTrainer:
         metrics = {name: total / steps for name, total in sums.items()}
         metrics["losses/approx_kl"] = last_kl
         metrics["losses/old_approx_kl"] = last_old_kl
-        metrics["losses/explained_variance"] = explained_variance(batch.values, batch.returns)
+        metrics["losses/explained_variance"] = explained_variance(
+            self.dist.gather(batch.values), self.dist.gather(batch.returns)
+        )
         metrics["losses/minibatch_steps"] = steps
         return metrics
 
@@ -289,6 +365,11 @@ class PPOTrainer:
         run.max_minutes); checkpoint every run.checkpoint_every updates and at the end."""
         cfg = self.config
         try:
+            sizes = distributed.describe_sizes(cfg, self.dist.world_size)
+            if self.dist.enabled and self.dist.is_main:
+                print(sizes, flush=True)  # a launch always says how it shares the batch
+            else:
+                self.reporter.message(sizes)
             if cfg.warm_start.demo_frames and self.state.update == 0 and not self.state.demo_frames:
                 self.warm_start()
             self.reporter.start(self.state.frames)
@@ -301,6 +382,8 @@ class PPOTrainer:
                     rollout, metrics = self.collect_rollout()
                     metrics.update(self.update(rollout))
                 elapsed = time.perf_counter() - start
+                if self.dist.enabled:  # the slowest process's time: all agree on the budget
+                    elapsed = self.dist.max([elapsed])[0]
 
                 self.state.update += 1
                 self.state.frames += cfg.batch_size
@@ -316,23 +399,30 @@ class PPOTrainer:
                         "time/elapsed_s": self.state.elapsed_s,
                     }
                 )
-                self.logger.log(self.state.update, metrics)
+                if self.logger is not None:
+                    self.logger.log(self.state.update, metrics)
                 self.reporter.update(cfg.batch_size, metrics)
                 every = cfg.run.checkpoint_every
                 if every and self.state.update % every == 0:
                     self.save()
             self.save()
+        except BaseException as error:
+            self.dist.report_failure(error)
+            raise
         finally:
             self.reporter.close()
-            self.logger.close()
+            if self.logger is not None:
+                self.logger.close()
             self.envs.close()
-            self.lock.release()
+            if self.lock is not None:
+                self.lock.release()
         return self.state
 
     def success_rate(self) -> float:
         """Fraction of the last SUCCESS_WINDOW episodes with a return > 0 (nan before
-        SUCCESS_MIN_EPISODES have finished)."""
-        returns = self.envs.return_queue  # RecordEpisodeStatistics keeps the last SUCCESS_WINDOW
+        SUCCESS_MIN_EPISODES have finished); over every process's episodes."""
+        # One process: RecordEpisodeStatistics keeps the last SUCCESS_WINDOW.
+        returns = self.recent_returns if self.dist.enabled else self.envs.return_queue
         if len(returns) < SUCCESS_MIN_EPISODES:
             return float("nan")
         return float(np.mean([r > 0 for r in returns]))
@@ -344,13 +434,14 @@ class PPOTrainer:
         Its time counts in time/elapsed_s (and so in run.max_minutes).
         """
         done = imitation.warm_start(
-            self.policy,
+            self.model,
             self.config,
             self.action_names,
             self.shuffle,
             output_dir=self.output_dir,
             elapsed_s=self.state.elapsed_s,
             report=self.reporter.message,
+            processes=self.dist,
         )
         self.state.demo_frames = done.demo_frames
         self.state.elapsed_s += done.seconds
@@ -362,13 +453,23 @@ class PPOTrainer:
         return limit is not None and self.state.elapsed_s >= 60 * limit
 
     def save(self) -> Path:
-        """Checkpoint the current update (checkpoint.py); returns its directory."""
-        self.state.recent_returns = [float(r) for r in self.envs.return_queue]
-        return save_checkpoint(
-            self.output_dir,
-            policy=self.policy,
-            optimizer=self.optimizer,
-            shuffle_generator=self.shuffle,
-            state=self.state,
-            config_json=self.config.to_json(),
-        )
+        """Checkpoint the current update (checkpoint.py); returns its directory.
+
+        With several processes the main one writes the run's one checkpoint (the replicas are
+        identical) between two barriers: every process has finished the update before it is
+        written, and none goes on (or exits) before it is complete."""
+        self.dist.barrier()
+        path = checkpoint_dir(self.output_dir, self.state.update)
+        if self.dist.is_main:
+            returns = self.recent_returns if self.dist.enabled else self.envs.return_queue
+            self.state.recent_returns = [float(r) for r in returns]
+            path = save_checkpoint(
+                self.output_dir,
+                policy=self.policy,
+                optimizer=self.optimizer,
+                shuffle_generator=self.shuffle,
+                state=self.state,
+                config_json=self.config.to_json(),
+            )
+        self.dist.barrier()
+        return path
