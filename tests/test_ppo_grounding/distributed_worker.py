@@ -39,11 +39,20 @@ NUM_ENVS = 4
 NUM_STEPS = 4
 MINIBATCH = 8
 """Global sizes: a rollout of 16 transitions, 2 minibatches of 8 per epoch (4 per process)."""
+TARGET_KL = 1e-9
 
 
 def worker_config(output_dir: str, total_frames: int, resume: bool):
+    # anneal_lr and target_kl: the schedule and the early stop must agree across processes. The
+    # update's first minibatch re-scores the rollout's own policy (KL ~ 0); after one step the
+    # KL exceeds TARGET_KL, so every update stops after its second optimiser step.
     config = tiny_config(
-        output_dir, total_frames=total_frames, num_steps=NUM_STEPS, minibatch_size=MINIBATCH
+        output_dir,
+        total_frames=total_frames,
+        num_steps=NUM_STEPS,
+        minibatch_size=MINIBATCH,
+        anneal_lr=True,
+        target_kl=TARGET_KL,
     )
     config.env.num_envs = NUM_ENVS
     config.run.resume = resume

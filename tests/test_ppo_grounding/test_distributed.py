@@ -127,6 +127,9 @@ def test_two_processes_train_resume_and_match_one_process_on_the_union(built_mod
     rows = read_metrics(run)
     assert [r["update"] for r in rows] == [1, 2, 3]
     assert [r["charts/frames"] for r in rows] == [16, 32, 48]
+    # every process stopped at the same target-KL check (else the next collective would hang)
+    assert [r["losses/minibatch_steps"] for r in rows] == [2, 2, 2]
+    assert rows[0]["charts/learning_rate"] > rows[1]["charts/learning_rate"]  # annealed
     assert (run / CHECKPOINTS / LATEST).read_text().strip() == "update_000003"
     assert sorted(p.name for p in (run / CHECKPOINTS).glob("update_*")) == [
         "update_000001",
@@ -143,7 +146,7 @@ def test_two_processes_train_resume_and_match_one_process_on_the_union(built_mod
     single = PPOTrainer(config)
     assert single.dist.world_size == 1
     steps = _union_minibatches(parts)
-    assert len(steps) == 4 and all(len(s) == worker.MINIBATCH for s in steps)
+    assert len(steps) == 2 and all(len(s) == worker.MINIBATCH for s in steps)
     order = iter(steps)
     original = Batch.minibatches
     Batch.minibatches = lambda self, size, generator: (
@@ -156,6 +159,7 @@ def test_two_processes_train_resume_and_match_one_process_on_the_union(built_mod
         single.envs.close()
     for mine, theirs in zip(single.policy.trainable_parameters(), parts[0]["params"], strict=True):
         torch.testing.assert_close(mine.detach(), theirs, atol=1e-5, rtol=0)
+    assert metrics["losses/minibatch_steps"] == 2
     for name in ("losses/policy_loss", "losses/value_loss", "losses/approx_kl"):
         assert metrics[name] == pytest.approx(parts[0]["metrics"][name], abs=1e-5)
 
