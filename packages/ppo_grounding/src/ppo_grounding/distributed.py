@@ -38,6 +38,7 @@ lockstep through its wrapped forward.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import sys
@@ -98,6 +99,9 @@ class Distributed:
             self.rank = self.accelerator.process_index
             self.local_rank = self.accelerator.local_process_index
             self.world_size = self.accelerator.num_processes
+            # Leave the group before the interpreter tears down: gloo's threads destroyed at
+            # exit abort the process ("terminate called without an active exception").
+            atexit.register(_leave_process_group)
 
     @property
     def enabled(self) -> bool:
@@ -205,6 +209,11 @@ class Distributed:
                 file=sys.stderr,
                 flush=True,
             )
+
+
+def _leave_process_group() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 _STATE: Distributed | None = None
