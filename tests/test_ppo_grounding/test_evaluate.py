@@ -37,3 +37,21 @@ def test_summary_mentions_the_interval():
     assert (
         "95% CI" in EvalResult(episodes=10, successes=5, mean_return=0.3, mean_length=20).summary()
     )
+
+
+def test_results_are_aggregated_in_episode_order_whatever_the_envs_in_parallel():
+    # What lets a run under N processes (each playing every N-th episode) equal one process's.
+    from ppo_grounding.rule_agents import DirectionRuleAgent
+
+    def run(num_envs):
+        return evaluate(
+            DirectionRuleAgent(),
+            "BabyAI-Text-GoToLocal-v0",
+            episodes=12,
+            num_envs=num_envs,
+            num_observations=1,
+        )
+
+    one = run(1)
+    assert run(5) == one and run(12) == one
+    assert 0 < one.successes < 12
