@@ -9,7 +9,7 @@ DUMP/hashes_rank<R>.jsonl. Before its first update it also saves what a single-p
 would need to redo it: the rollout, the minibatches it took (as indices), and the parameters
 after the update (DUMP/first_update_rank<R>.pt).
 
---fail-at U makes rank 1 fail after update U: "exception" raises, "sigkill" writes its pid to
+--demo-frames N starts with a warm start on N expert steps. --fail-at U makes rank 1 fail after update U: "exception" raises, "sigkill" writes its pid to
 DUMP/victim.pid and keeps training until the test kills it.
 
 --evaluate N instead evaluates, with N episodes, the agents of `evaluation_agents` and writes
@@ -42,7 +42,7 @@ MINIBATCH = 8
 TARGET_KL = 1e-9
 
 
-def worker_config(output_dir: str, total_frames: int, resume: bool):
+def worker_config(output_dir: str, total_frames: int, resume: bool, demo_frames: int = 0):
     # anneal_lr and target_kl: the schedule and the early stop must agree across processes. The
     # update's first minibatch re-scores the rollout's own policy (KL ~ 0); after one step the
     # KL exceeds TARGET_KL, so every update stops after its second optimiser step.
@@ -55,6 +55,8 @@ def worker_config(output_dir: str, total_frames: int, resume: bool):
         target_kl=TARGET_KL,
     )
     config.env.num_envs = NUM_ENVS
+    config.warm_start.demo_frames = demo_frames
+    config.warm_start.epochs = 1
     config.run.resume = resume
     return config
 
@@ -157,6 +159,7 @@ def main() -> None:
     parser.add_argument("--fail-at", type=int, default=None)
     parser.add_argument("--fail-how", choices=("exception", "sigkill"), default="exception")
     parser.add_argument("--evaluate", type=int, default=None)
+    parser.add_argument("--demo-frames", type=int, default=0, help="warm start first")
     args = parser.parse_args()
     dump_dir = Path(args.dump_dir)
     dump_dir.mkdir(parents=True, exist_ok=True)
@@ -167,7 +170,7 @@ def main() -> None:
         if distributed.get().is_main:
             (dump_dir / "evaluate.json").write_text(json.dumps(results, indent=1))
         return
-    config = worker_config(args.output_dir, args.total_frames, args.resume)
+    config = worker_config(args.output_dir, args.total_frames, args.resume, args.demo_frames)
     run = RecordingTrainer(config, dump_dir, args.fail_at, args.fail_how)
     state = run.train()
     if run.dist.is_main:

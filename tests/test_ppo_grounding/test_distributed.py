@@ -186,14 +186,18 @@ def test_two_processes_train_resume_and_match_one_process_on_the_union(built_mod
 
 @pytest.mark.slow
 def test_an_exception_in_one_process_stops_the_run_and_names_the_rank(built_model, tmp_path):
+    # The run starts with a warm start, split over the processes, before rank 1 fails.
+    run, dump = tmp_path / "run", tmp_path / "dump"
     done = launch(
         built_model,
         "--output-dir",
-        str(tmp_path / "run"),
+        str(run),
         "--dump-dir",
-        str(tmp_path / "dump"),
+        str(dump),
         "--total-frames",
         "1600",
+        "--demo-frames",
+        "64",
         "--fail-at",
         "1",
         timeout=BOUND_S,
@@ -202,6 +206,13 @@ def test_an_exception_in_one_process_stops_the_run_and_names_the_rank(built_mode
     assert done.returncode != 0
     assert "rank 1 of 2 failed: RuntimeError: injected failure for the test" in output
     assert "rank      : 1 (local_rank: 1)" in output  # torchrun's summary of the failure
+
+    # The warm start: one file from the main process, over both processes' expert steps; the
+    # replicas were still identical after it and the first update.
+    warm = json.loads((run / "warm_start.json").read_text())
+    assert warm["demo_frames"] == 64 and warm["transitions"] > 0
+    assert (run / CHECKPOINTS / "update_000000").is_dir()
+    assert _hashes(dump, 0)[0] == _hashes(dump, 1)[0]
 
 
 @pytest.mark.slow

@@ -211,7 +211,9 @@ def warm_start(
             f"steps of {cfg.env.num_envs} envs; raise it to a few episodes per env."
         )
     optimizer = torch.optim.Adam(
-        policy.trainable_parameters(), lr=w.learning_rate, eps=cfg.ppo.adam_eps
+        [p for p in policy.parameters() if p.requires_grad],  # policy may be DDP's wrapper
+        lr=w.learning_rate,
+        eps=cfg.ppo.adam_eps,
     )
     epochs = []
     for epoch in range(1, w.epochs + 1):
