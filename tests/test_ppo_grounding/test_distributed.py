@@ -183,6 +183,12 @@ def test_two_processes_train_resume_and_match_one_process_on_the_union(built_mod
     assert _hashes(dump, 0) == _hashes(dump, 1)
     assert [h["update"] for h in _hashes(dump, 0)] == [1, 2, 3, 4, 5]
 
+    # Another number of processes may resume it (the global sizes are the config's): here one.
+    config = worker.worker_config(str(run), 96, resume=True)
+    state = PPOTrainer(config).train()
+    assert (state.update, state.frames) == (6, 96)
+    assert [r["update"] for r in read_metrics(run)] == [1, 2, 3, 4, 5, 6]
+
 
 @pytest.mark.slow
 def test_an_exception_in_one_process_stops_the_run_and_names_the_rank(built_model, tmp_path):
