@@ -212,7 +212,8 @@ class DRRNTrainer:
     """Q-learning of a `DRRNetwork` on the run's level, for ppo.total_frames frames (or
     run.max_minutes). `train()` returns one metrics dict per ppo.num_steps vector steps (the
     frames of one PPO update), with charts/frames, charts/success_rate over the last 100
-    episodes, charts/epsilon, losses/td_loss and losses/q_mean."""
+    episodes, charts/epsilon, losses/td_loss and losses/q_mean. It closes the envs at the end:
+    train once per trainer."""
 
     def __init__(self, config: TrainConfig, drrn: DRRNConfig | None = None) -> None:
         config.validate()

@@ -213,7 +213,8 @@ class SymbolicPPOTrainer:
 
     `train()` runs updates of ppo.num_steps x env.num_envs frames until ppo.total_frames (the
     last may overshoot, as in PPOTrainer) or run.max_minutes; it returns one metrics dict per
-    update (charts/frames, charts/success_rate over the last 100 episodes, losses/*).
+    update (charts/frames, charts/success_rate over the last 100 episodes, losses/*). Like
+    PPOTrainer's, it closes the envs at the end: train once per trainer.
     """
 
     def __init__(
