@@ -126,6 +126,12 @@ def train(argv: list[str]) -> None:
         ) from None
     except CheckpointCorruptError as error:
         raise SystemExit(f"ppo-grounding train: {error}") from None
+    except OSError as error:  # a full disk, a directory gone read-only, ...
+        raise SystemExit(
+            f"ppo-grounding train: stopped: {error}\nNothing half-written was published. "
+            f"{_latest_note(config.run.output_dir)} Fix the cause and pass --run.resume to "
+            "continue."
+        ) from None
     print(
         f"trained {state.update} updates, {state.frames} frames in {state.elapsed_s / 60:.1f} min; "
         f"checkpoints in {Path(config.run.output_dir) / 'checkpoints'}"

@@ -247,18 +247,17 @@ class TrainConfig:
         """
         errors = [
             error
-            for name in ("env", "ppo", "warm_start", "run")
+            for name in ("env", "policy", "ppo", "warm_start", "run")
             for error in _type_errors(name, getattr(self, name))
         ]
         if errors:  # the range checks below assume the types
             raise ValueError("Invalid training config:\n  - " + "\n  - ".join(errors))
         p = self.ppo
-        for section in (self.ppo, self.warm_start, self.run):
+        for name in ("env", "policy", "ppo", "warm_start", "run"):
+            section = getattr(self, name)
             for f in dataclasses.fields(section):
                 value = getattr(section, f.name)
                 if isinstance(value, float) and not math.isfinite(value):
-                    name = type(section).__name__.replace("Config", "").lower()
-                    name = {"warmstart": "warm_start"}.get(name, name)
                     errors.append(f"{name}.{f.name}={value}: must be a finite number.")
         try:
             check_env_id(self.env.env_id)

@@ -23,21 +23,25 @@ if TYPE_CHECKING:
 __all__ = ["NonFiniteError", "check_state", "check_step", "guard"]
 
 _ADVICE = (
-    "Training diverged; nothing of this update was saved, so the run's latest checkpoint is the "
-    "last good one. Resume from it with a lower --ppo.learning-rate (or a smaller "
-    "--ppo.max-grad-norm / --ppo.reward-scale), or start again from an earlier checkpoint."
+    "Training diverged and was stopped; nothing of this update was saved. Resume from the last "
+    "good checkpoint with a lower --ppo.learning-rate (or a smaller --ppo.max-grad-norm or "
+    "--ppo.reward-scale), or start again from an earlier checkpoint."
 )
 
 
 class NonFiniteError(ArithmeticError):
     """A NaN or inf in training: `update` is the update (1-based) that produced it, `quantity`
-    what held it (e.g. "loss", "gradient norm", "parameter 'lm.wte.weight'")."""
+    what held it (e.g. "loss", "gradient norm", "parameter 'lm.wte.weight'"). The message reads
+    "update 7: non-finite loss (nan). Training diverged and was stopped; ..."."""
 
     def __init__(self, update: int, quantity: str, detail: str = "") -> None:
         self.update = update
         self.quantity = quantity
-        what = f"{quantity} is {detail}" if detail else f"{quantity} is not finite"
-        super().__init__(f"update {update}: the {what}. {_ADVICE}")
+        super().__init__(
+            f"update {update}: non-finite {quantity}"
+            + (f" ({detail})" if detail else "")
+            + f". {_ADVICE}"
+        )
 
 
 def _describe(values: torch.Tensor) -> str:
@@ -46,7 +50,7 @@ def _describe(values: torch.Tensor) -> str:
         return f"{values.item()!r}"
     nan = int(torch.isnan(values).sum())
     inf = int(torch.isinf(values).sum())
-    return f"non-finite ({nan} NaN, {inf} inf of {values.numel()} values)"
+    return f"{nan} NaN, {inf} inf of {values.numel()} values"
 
 
 def _finite(value: torch.Tensor | float) -> bool:
@@ -108,6 +112,6 @@ def guard(update: int) -> Iterator[None]:
             raise
         raise NonFiniteError(
             update,
-            "policy's action scores (logits)",
-            "NaN (torch.distributions refused them: the parameters have grown too large)",
+            "action scores (logits) of the policy",
+            "NaN, refused by torch.distributions: the parameters have grown too large",
         ) from error
