@@ -112,11 +112,12 @@ class PPOTrainer:
             torch.set_num_threads(config.run.torch_threads)
         seed_everything(config.run.seed + dist.rank)  # each process samples its own actions
 
+        self.lock = RunLock(self.output_dir) if dist.is_main else None
+        """Held until train() ends: a second job in this run directory is refused (run_lock.py).
+        Under a launcher the main process holds it for the run."""
+        device = dist.policy_device(config.policy.device)
         # The main process first (it tidies the run directory, builds or fetches the model into
         # the shared cache), then the others.
-        self.lock = RunLock(self.output_dir) if dist.is_main else None
-        """Held until train() ends: a second job in this run directory is refused (run_lock.py)."""
-        device = dist.policy_device(config.policy.device)
         with dist.main_first():
             resume_from = resume_point(config)
             if resume_from is not None:
