@@ -175,3 +175,10 @@ def test_a_misspelt_offline_model_name_suggests_the_offline_names(tmp_path, caps
     assert exit_.value.code != 0
     assert "offline-gpt2" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "replay"])
+def test_evaluate_and_replay_refuse_a_non_babyai_env_id_before_loading(tmp_path, command):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--checkpoint", str(tmp_path / "none"), "--env-id", "CartPole-v1"])
+    assert "--env-id='CartPole-v1' is not a BabyAI-Text ID" in str(exit_.value.code)

@@ -354,6 +354,8 @@ def test_an_edited_model_config_or_a_missing_tokenizer_stops_resume_and_evaluate
     with pytest.raises(SystemExit) as exit_:
         main(["evaluate", "--checkpoint", str(run), "--episodes", "1", "--num-envs", "1"])
     assert f"policy/model/{tokenizer.name}: missing" in str(exit_.value.code)
+    with pytest.raises(CheckpointCorruptError, match="policy/model/config.json"):
+        load_policy_for_eval(checkpoint_dir(run, 1))  # a checkpoint directory named directly
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--run.output-dir", str(run), "--run.resume", "--run.no-progress"])
     assert "is corrupt" in str(exit_.value.code)

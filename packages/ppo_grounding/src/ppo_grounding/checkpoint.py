@@ -423,10 +423,12 @@ def load_policy_for_eval(path: str | os.PathLike) -> tuple[LLMPolicy, TrainConfi
     from .config import TrainConfig, check_env_id
 
     path = Path(path)
+    verified = False
     if (path / CHECKPOINTS).is_dir():
-        path = latest_checkpoint(path)
+        path, verified = latest_checkpoint(path), True
     if (path / "policy").is_dir() and (path / CONFIG_FILE).is_file():
-        verify_checkpoint(path)
+        if not verified:
+            verify_checkpoint(path)
         config = TrainConfig.from_dict(_read_json(path / CONFIG_FILE))
         try:
             check_env_id(config.env.env_id, f"env.env_id in {path / CONFIG_FILE}")

@@ -17,7 +17,7 @@ from typing import Literal
 
 import tyro
 
-from .config import PRESETS, TrainConfig
+from .config import PRESETS, TrainConfig, check_env_id
 from .evaluate import EVAL_SEED_OFFSET
 
 
@@ -200,6 +200,7 @@ def evaluate(argv: list[str]) -> None:
     if args.env_id is not None:
         try:
             suite.check_env_id(args.env_id)
+            check_env_id(args.env_id, "--env-id")  # a BabyAI-Text ID, no module:ID
         except ValueError as error:
             raise SystemExit(f"ppo-grounding evaluate: {error}") from None
     policy, run_config, _ = _load(args.checkpoint)
@@ -235,6 +236,7 @@ def generalisation_suite(args: EvaluateArgs) -> None:
         baselines = suite.resolve_names(args.baselines, suite.BASELINES, "baseline(s)")
         if args.env_id is not None:
             suite.check_env_id(args.env_id)
+            check_env_id(args.env_id, "--env-id")  # a BabyAI-Text ID, no module:ID
         if args.episodes < 1:
             raise ValueError(f"--episodes {args.episodes}: evaluate at least 1 episode")
     except ValueError as error:
@@ -286,6 +288,7 @@ def replay(argv: list[str]) -> None:
         test = suite.get_test(args.test or "baseline")
         if args.env_id is not None:
             suite.check_env_id(args.env_id)
+            check_env_id(args.env_id, "--env-id")  # a BabyAI-Text ID, no module:ID
         if args.episodes < 1:
             raise ValueError(f"--episodes {args.episodes}: replay at least 1 episode")
     except ValueError as error:
