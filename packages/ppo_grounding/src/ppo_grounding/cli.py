@@ -113,10 +113,11 @@ def train(argv: list[str]) -> None:
 
     try:
         trainer = PPOTrainer(config)
-    except (FileExistsError, FileNotFoundError, RunLockedError, ValueError) as error:
-        # a run directory in use or already used, a damaged checkpoint, a config that differs
-        # from the checkpoint's: the message says what to do (CheckpointCorruptError is a
-        # ValueError)
+    except (OSError, RunLockedError, ValueError) as error:
+        # a run directory in use or already used (FileExistsError), no checkpoint to resume
+        # (FileNotFoundError), a damaged checkpoint (CheckpointCorruptError is a ValueError), a
+        # config that differs from the checkpoint's, a filesystem without locks: the message
+        # says what to do
         raise SystemExit(f"ppo-grounding train: {error}") from None
     try:
         state = trainer.train()
