@@ -55,3 +55,18 @@ def test_results_are_aggregated_in_episode_order_whatever_the_envs_in_parallel()
     one = run(1)
     assert run(5) == one and run(12) == one
     assert 0 < one.successes < 12
+
+
+def test_load_policy_on_a_run_whose_latest_is_missing_falls_back_and_says_so(tmp_path):
+    from ppo_grounding import PPOTrainer
+    from ppo_grounding.checkpoint import CheckpointWarning
+    from ppo_grounding.evaluate import load_policy
+
+    from .helpers import tiny_config
+
+    run = tmp_path / "run"
+    PPOTrainer(tiny_config(run, total_frames=16)).train()
+    (run / "checkpoints" / "latest").unlink()
+    with pytest.warns(CheckpointWarning, match="newest complete checkpoint, update_000001"):
+        policy, config, kind = load_policy(run)
+    assert kind == "trained" and config.env.env_id == "BabyAI-Text-GoToRedBallNoDists-v0"

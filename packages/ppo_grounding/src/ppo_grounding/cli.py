@@ -100,8 +100,11 @@ def train(argv: list[str]) -> None:
         prog="ppo-grounding train",
         description=f"Train with PPO (preset: {preset}; --preset offline|paper picks the defaults).",
     )
+    from .distributed import check_sizes, launched_world_size
+
     try:
         config.validate()
+        check_sizes(config, launched_world_size())  # global sizes N processes must share
     except ValueError as error:
         raise SystemExit(str(error)) from None
 
@@ -133,10 +136,18 @@ def train(argv: list[str]) -> None:
             f"{_latest_note(config.run.output_dir)} Fix the cause and pass --run.resume to "
             "continue."
         ) from None
-    print(
+    _report(
         f"trained {state.update} updates, {state.frames} frames in {state.elapsed_s / 60:.1f} min; "
         f"checkpoints in {Path(config.run.output_dir) / 'checkpoints'}"
     )
+
+
+def _report(*values) -> None:
+    """Print a result once: under a launcher only the main process reports."""
+    from .distributed import is_main_process
+
+    if is_main_process():
+        print(*values)
 
 
 def _latest_note(output_dir: str) -> str:
@@ -162,14 +173,9 @@ def _extra_actions(n: int, command: str) -> tuple[str, ...]:
 
 
 def _load(source: str):
-    from .checkpoint import CHECKPOINTS, load_policy_for_eval
     from .evaluate import load_policy
 
     try:
-        if (Path(source).expanduser() / CHECKPOINTS).is_dir():
-            # a run directory, even one whose `latest` is damaged or missing
-            policy, config = load_policy_for_eval(Path(source).expanduser())
-            return policy, config, "trained"
         return load_policy(source)
     except (FileNotFoundError, ValueError) as error:  # CheckpointCorruptError too
         raise SystemExit(str(error)) from None
@@ -223,10 +229,10 @@ def evaluate(argv: list[str]) -> None:
     result = run_evaluation(
         PolicyAgent(policy, greedy=args.greedy), env_id, progress=True, **common
     )
-    print(f"{env_id}\n  policy: {result.summary()}")
+    _report(f"{env_id}\n  policy: {result.summary()}")
     if args.baseline:
         random_result = run_evaluation(RandomAgent(seed=args.seed_offset), env_id, **common)
-        print(f"  random: {random_result.summary()}")
+        _report(f"  random: {random_result.summary()}")
 
 
 def generalisation_suite(args: EvaluateArgs) -> None:
@@ -275,8 +281,8 @@ def generalisation_suite(args: EvaluateArgs) -> None:
         + suite.describe_tests(tests)
     )
     md, table = suite.write_tables(rows, args.out, heading=heading)
-    print(suite.markdown_table(rows))
-    print(f"wrote {md} and {table}")
+    _report(suite.markdown_table(rows))
+    _report(f"wrote {md} and {table}")
 
 
 def replay(argv: list[str]) -> None:
@@ -319,8 +325,8 @@ def replay(argv: list[str]) -> None:
         **test.evaluate_kwargs(),
     )
     for path in paths:
-        print(f"wrote {path}")
-    print(f"wrote {Path(args.out) / 'episodes.csv'}")
+        _report(f"wrote {path}")
+    _report(f"wrote {Path(args.out) / 'episodes.csv'}")
 
 
 def plot(argv: list[str]) -> None:

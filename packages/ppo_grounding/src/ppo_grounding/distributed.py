@@ -61,6 +61,7 @@ __all__ = [
     "Distributed",
     "check_sizes",
     "get",
+    "is_main_process",
     "launched_world_size",
 ]
 
@@ -68,6 +69,12 @@ __all__ = [
 def launched_world_size() -> int:
     """The number of processes the launcher started (WORLD_SIZE; 1 without a launcher)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """True in the process that reports (RANK 0 under a launcher, or the only process), read
+    from the launcher's environment without joining the process group."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 class Distributed:

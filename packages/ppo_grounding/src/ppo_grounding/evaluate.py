@@ -320,7 +320,7 @@ def load_policy(source: str | os.PathLike):
     config = TrainConfig()
     if path.is_dir():
         if (
-            (path / "checkpoints" / "latest").is_file()
+            (path / "checkpoints").is_dir()  # a run, even one whose `latest` is damaged
             or (path / "policy").is_dir()
             or (path / "llm_policy_config.json").is_file()
         ):

@@ -64,19 +64,15 @@ from .envs import make_envs
 from .finite import check_step, guard
 from .gae import compute_gae
 from .history import EpisodeHistory, sentences_of
-from .imitation import DEMO_SEED_OFFSET, WARM_START_FILE
 from .losses import explained_variance, ppo_loss
 from .metrics import MetricsLogger
 from .reporter import ProgressReporter
 from .run_lock import RunLock
 
 __all__ = [
-    "DEMO_SEED_OFFSET",
     "SUCCESS_MIN_EPISODES",
     "SUCCESS_WINDOW",
-    "WARM_START_FILE",
     "PPOTrainer",
-    "make_envs",
     "seed_everything",
 ]
 
