@@ -72,3 +72,27 @@ def test_config_round_trips_through_json():
     assert TrainConfig.from_dict(json.loads(config.to_json())) == config
     with pytest.raises(ValueError, match="unknown PPOConfig fields"):
         TrainConfig.from_dict({"ppo": {"learning_rat": 1.0}})
+
+
+@pytest.mark.slow
+def test_clone_then_evaluate_then_continue_with_ppo(tmp_path, capsys):
+    run = tmp_path / "cloned"
+    cloning = [*TINY, "--warm-start.demo-frames", "64", "--warm-start.epochs", "1"]
+    main(["clone", *cloning, "--run.output-dir", str(run)])
+    out = capsys.readouterr().out
+    assert "update_000000" in out and "--run.resume" in out
+    assert read_metrics(run) == []  # the expert was imitated; no PPO update ran
+    warm = json.loads((run / "warm_start.json").read_text())
+    assert warm["demo_frames"] >= 64 and len(warm["epochs"]) == 1
+
+    main(["evaluate", "--checkpoint", str(run), "--episodes", "2", "--num-envs", "2"])
+    assert "policy: success" in capsys.readouterr().out
+
+    main(["train", *cloning, "--run.output-dir", str(run), "--run.resume"])
+    assert [row["update"] for row in read_metrics(run)] == [1]
+    assert json.loads((run / "warm_start.json").read_text()) == warm  # not repeated
+
+
+def test_clone_needs_expert_steps(tmp_path):
+    with pytest.raises(SystemExit, match="--warm-start.demo-frames N"):
+        main(["clone", *TINY, "--run.output-dir", str(tmp_path / "run")])

@@ -1,6 +1,7 @@
-"""The `ppo-grounding` command: train, evaluate, replay, plot.
+"""The `ppo-grounding` command: train, clone, evaluate, replay, plot.
 
 ppo-grounding train [--preset offline|paper] [--ppo.learning-rate 1e-4 ...]
+ppo-grounding clone --warm-start.demo-frames 20000 --run.output-dir runs/cloned
 ppo-grounding evaluate --checkpoint runs/quickstart/checkpoints/update_000060 --episodes 200
 ppo-grounding evaluate --checkpoint runs/quickstart --suite generalisation --out results/
 ppo-grounding replay --checkpoint runs/quickstart --episodes 3 --out replays/
@@ -85,7 +86,8 @@ class PlotArgs:
     """PNG file to write."""
 
 
-def train(argv: list[str]) -> None:
+def _train_config(argv: list[str], command: str, description: str) -> TrainConfig:
+    """A TrainConfig from `--preset NAME` and the options, checked before anything is built."""
     preset = "offline"
     if "--preset" in argv:
         i = argv.index("--preset")
@@ -97,8 +99,8 @@ def train(argv: list[str]) -> None:
         TrainConfig,
         default=PRESETS[preset](),
         args=argv,
-        prog="ppo-grounding train",
-        description=f"Train with PPO (preset: {preset}; --preset offline|paper picks the defaults).",
+        prog=f"ppo-grounding {command}",
+        description=f"{description} (preset: {preset}; --preset offline|paper picks the defaults).",
     )
     from .distributed import check_sizes, launched_world_size
 
@@ -107,6 +109,38 @@ def train(argv: list[str]) -> None:
         check_sizes(config, launched_world_size())  # global sizes N processes must share
     except ValueError as error:
         raise SystemExit(str(error)) from None
+    return config
+
+
+def clone(argv: list[str]) -> None:
+    """Behaviour cloning of the expert alone, saved as update 0 of a normal run."""
+    config = _train_config(
+        argv,
+        "clone",
+        "Clone the expert bot on --warm-start.demo-frames steps and save the policy as a run "
+        "checkpoint that `evaluate` reads and `train --run.resume` continues with PPO",
+    )
+    if config.warm_start.demo_frames < 1:
+        raise SystemExit(
+            "ppo-grounding clone: pass --warm-start.demo-frames N (expert steps to imitate, "
+            "e.g. 20000)."
+        )
+    from .baselines import clone_expert
+    from .run_lock import RunLockedError
+
+    try:
+        checkpoint = clone_expert(config)
+    except (OSError, RunLockedError, ValueError) as error:
+        raise SystemExit(f"ppo-grounding clone: {error}") from None
+    _report(
+        f"cloned the expert on {config.warm_start.demo_frames} steps: {checkpoint}\n"
+        f"evaluate it: ppo-grounding evaluate --checkpoint {config.run.output_dir}\n"
+        "continue it with PPO: ppo-grounding train <the same options> --run.resume"
+    )
+
+
+def train(argv: list[str]) -> None:
+    config = _train_config(argv, "train", "Train with PPO")
 
     from llm_policy import CheckpointCorruptError
 
@@ -343,7 +377,13 @@ def plot(argv: list[str]) -> None:
         raise SystemExit(f"ppo-grounding plot: {error}") from None
 
 
-COMMANDS = {"train": train, "evaluate": evaluate, "replay": replay, "plot": plot}
+COMMANDS = {
+    "train": train,
+    "clone": clone,
+    "evaluate": evaluate,
+    "replay": replay,
+    "plot": plot,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
