@@ -237,6 +237,13 @@ class TrainConfig:
         """Rollout + update iterations needed to reach total_frames (the last may overshoot)."""
         return max(1, -(-self.ppo.total_frames // self.batch_size))
 
+    def learning_rate_at(self, update: int) -> float:
+        """The learning rate of update number `update` (0-based): ppo.learning_rate, decayed
+        linearly to 0 over num_updates with ppo.anneal_lr."""
+        if not self.ppo.anneal_lr:
+            return self.ppo.learning_rate
+        return self.ppo.learning_rate * (1.0 - update / self.num_updates)
+
     def validate(self, *, check_paths: bool = True) -> None:
         """Reject invalid values and combinations with a message that says how to fix them.
 

@@ -35,6 +35,20 @@ from typing import Any
 from llm_policy.atomic import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
+SUCCESS_WINDOW = 100
+"""charts/success_rate is measured over this many most recent episodes..."""
+SUCCESS_MIN_EPISODES = 20
+"""...once at least this many have finished (before, the few short episodes that end early are
+mostly successes, and the rate would read high)."""
+
+
+def running_success_rate(returns) -> float:
+    """Share of `returns` (the last SUCCESS_WINDOW episodes' returns) above 0, the success of a
+    BabyAI episode; nan while fewer than SUCCESS_MIN_EPISODES have finished."""
+    returns = list(returns)
+    if len(returns) < SUCCESS_MIN_EPISODES:
+        return float("nan")
+    return sum(r > 0 for r in returns) / len(returns)
 
 
 class MetricsLogger:

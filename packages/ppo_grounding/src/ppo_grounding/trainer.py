@@ -65,7 +65,7 @@ from .finite import check_step, guard
 from .gae import compute_gae
 from .history import EpisodeHistory, sentences_of
 from .losses import explained_variance, ppo_loss
-from .metrics import MetricsLogger
+from .metrics import SUCCESS_MIN_EPISODES, SUCCESS_WINDOW, MetricsLogger, running_success_rate
 from .reporter import ProgressReporter
 from .run_lock import RunLock
 
@@ -75,12 +75,6 @@ __all__ = [
     "PPOTrainer",
     "seed_everything",
 ]
-
-SUCCESS_WINDOW = 100
-"""charts/success_rate is measured over this many most recent episodes..."""
-SUCCESS_MIN_EPISODES = 20
-"""...once at least this many have finished (before, the few short episodes that end early are
-mostly successes, and the rate would read high)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -350,13 +344,6 @@ class PPOTrainer:
         return metrics
 
     # -------------------------------------------------------------------------------------- loop
-    def learning_rate_at(self, update: int) -> float:
-        """Learning rate for update number `update` (0-based)."""
-        p = self.config.ppo
-        if not p.anneal_lr:
-            return p.learning_rate
-        return p.learning_rate * (1.0 - update / self.config.num_updates)
-
     def train(self) -> TrainerState:
         """Warm start if asked (and not done yet), then run updates until total_frames (or
         run.max_minutes); checkpoint every run.checkpoint_every updates and at the end."""
@@ -372,7 +359,7 @@ class PPOTrainer:
             self.reporter.start(self.state.frames)
             while self.state.frames < cfg.ppo.total_frames and not self._out_of_time():
                 start = time.perf_counter()
-                lr = self.learning_rate_at(self.state.update)
+                lr = self.config.learning_rate_at(self.state.update)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 with guard(self.state.update + 1):  # NaN logits: our error, not torch's
@@ -416,13 +403,11 @@ class PPOTrainer:
         return self.state
 
     def success_rate(self) -> float:
-        """Fraction of the last SUCCESS_WINDOW episodes with a return > 0 (nan before
-        SUCCESS_MIN_EPISODES have finished); over every process's episodes."""
+        """Success over the last SUCCESS_WINDOW episodes of every process (metrics.py)."""
         # One process: RecordEpisodeStatistics keeps the last SUCCESS_WINDOW.
-        returns = self.recent_returns if self.dist.enabled else self.envs.return_queue
-        if len(returns) < SUCCESS_MIN_EPISODES:
-            return float("nan")
-        return float(np.mean([r > 0 for r in returns]))
+        return running_success_rate(
+            self.recent_returns if self.dist.enabled else self.envs.return_queue
+        )
 
     def warm_start(self) -> list[dict[str, float]]:
         """Behaviour cloning of the expert before the first PPO update (imitation.warm_start),

@@ -46,6 +46,7 @@ from torch import nn
 
 from ..envs import make_envs
 from ..history import EpisodeHistory
+from ..metrics import SUCCESS_WINDOW, running_success_rate
 from .text import GRUEncoder, WordVocabulary, pad, split_prompt
 
 if TYPE_CHECKING:
@@ -234,7 +235,7 @@ class DRRNTrainer:
         envs = make_envs(config)
         self.action_names: list[str] = list(envs.get_attr("action_names")[0])
         self.action_ids = self.vocabulary.batch(self.action_names)
-        self.envs = RecordEpisodeStatistics(envs, buffer_length=100)
+        self.envs = RecordEpisodeStatistics(envs, buffer_length=SUCCESS_WINDOW)
         self.history = EpisodeHistory(
             config.env.num_envs, config.env.num_observations, config.env.language
         )
@@ -310,10 +311,7 @@ class DRRNTrainer:
         return limit is not None and self.elapsed_s >= 60 * limit
 
     def success_rate(self) -> float:
-        returns = self.envs.return_queue
-        if len(returns) < 20:
-            return float("nan")
-        return float(np.mean([r > 0 for r in returns]))
+        return running_success_rate(self.envs.return_queue)
 
     def train(self) -> list[dict[str, float]]:
         cfg, d = self.config, self.drrn

@@ -51,6 +51,7 @@ from torch import nn
 
 from ..gae import compute_gae
 from ..losses import explained_variance, ppo_loss
+from ..metrics import SUCCESS_WINDOW, running_success_rate
 from .text import GRUEncoder, WordVocabulary
 
 if TYPE_CHECKING:
@@ -242,7 +243,9 @@ class SymbolicPPOTrainer:
                 self.model.parameters(), lr=p.learning_rate, eps=p.adam_eps
             )
         self.shuffle = torch.Generator().manual_seed(config.run.seed)
-        self.envs = RecordEpisodeStatistics(make_symbolic_envs(config), buffer_length=100)
+        self.envs = RecordEpisodeStatistics(
+            make_symbolic_envs(config), buffer_length=SUCCESS_WINDOW
+        )
         self.obs, _ = self.envs.reset(seed=config.run.seed)
         self.frames = 0
         self.update_count = 0
@@ -380,17 +383,8 @@ class SymbolicPPOTrainer:
         metrics["losses/minibatch_steps"] = steps
         return metrics
 
-    def learning_rate_at(self, update: int) -> float:
-        p = self.config.ppo
-        if not p.anneal_lr:
-            return p.learning_rate
-        return p.learning_rate * (1.0 - update / self.config.num_updates)
-
     def success_rate(self) -> float:
-        returns = self.envs.return_queue
-        if len(returns) < 20:
-            return float("nan")
-        return float(np.mean([r > 0 for r in returns]))
+        return running_success_rate(self.envs.return_queue)
 
     def _out_of_time(self) -> bool:
         limit = self.config.run.max_minutes
@@ -401,7 +395,7 @@ class SymbolicPPOTrainer:
         try:
             while self.frames < cfg.ppo.total_frames and not self._out_of_time():
                 start = time.perf_counter()
-                lr = self.learning_rate_at(self.update_count)
+                lr = self.config.learning_rate_at(self.update_count)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 metrics = self.update(self.collect_rollout())
