@@ -253,7 +253,7 @@ def test_bootstrap_truncated_values_the_final_observation_of_each_timeout(tmp_pa
     assert final_texts[t][env].splitlines()[-1] in final_prompt
     assert final_prompt != next_prompts[env]
     # ...and GAE used it: without it the timed-out step's advantage would differ.
-    no_bootstrap, _ = compute_gae(
+    gae_inputs = (
         rollout.rewards,
         rollout.values,
         rollout.next_value,
@@ -262,16 +262,8 @@ def test_bootstrap_truncated_values_the_final_observation_of_each_timeout(tmp_pa
         config.ppo.gamma,
         config.ppo.gae_lambda,
     )
-    with_bootstrap, _ = compute_gae(
-        rollout.rewards,
-        rollout.values,
-        rollout.next_value,
-        rollout.terminated,
-        rollout.truncated,
-        config.ppo.gamma,
-        config.ppo.gae_lambda,
-        rollout.truncated_values,
-    )
+    no_bootstrap, _ = compute_gae(*gae_inputs)
+    with_bootstrap, _ = compute_gae(*gae_inputs, rollout.truncated_values)
     assert with_bootstrap[t, env] != no_bootstrap[t, env]
 
 
