@@ -30,8 +30,17 @@ class Args:
 
 
 def main(args: Args) -> None:
+    # One torch thread: reductions then run in the same order on every machine, so the run is too.
     ppo_grounding(
-        ["train", "--run.output-dir", args.run_dir, "--ppo.total-frames", str(args.frames)]
+        [
+            "train",
+            "--run.output-dir",
+            args.run_dir,
+            "--ppo.total-frames",
+            str(args.frames),
+            "--run.torch-threads",
+            "1",
+        ]
     )
     ppo_grounding(
         [
