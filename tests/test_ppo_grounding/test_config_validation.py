@@ -182,3 +182,17 @@ def test_evaluate_and_replay_refuse_a_non_babyai_env_id_before_loading(tmp_path,
     with pytest.raises(SystemExit) as exit_:
         main([command, "--checkpoint", str(tmp_path / "none"), "--env-id", "CartPole-v1"])
     assert "--env-id='CartPole-v1' is not a BabyAI-Text ID" in str(exit_.value.code)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("attn_implementation", math.nan), ("lora_dropout", math.nan), ("seed", True)],
+)
+def test_policy_fields_changed_after_construction_are_checked_by_validate(name, value):
+    # PolicyConfig checks its own fields; TrainConfig.validate runs that check again
+    config = TrainConfig()
+    setattr(config.policy, name, value)
+    with pytest.raises(ValueError, match=rf"PolicyConfig\.{name} must be"):
+        config.validate()
+    with pytest.raises(ValueError, match=rf"PolicyConfig\.{name} must be"):
+        TrainConfig.from_dict({"policy": {name: value}})

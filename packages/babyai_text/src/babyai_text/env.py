@@ -14,6 +14,8 @@ import numpy as np
 from gymnasium import spaces
 from minigrid.envs.babyai.core.levelgen import LevelGen
 from minigrid.envs.babyai.core.roomgrid_level import RoomGridLevel
+from minigrid.envs.babyai.putnext import PutNextLocal
+from minigrid.envs.babyai.unlock import UnlockLocal
 
 from babyai_text.describe import describe_view
 from babyai_text.expert import Expert
@@ -31,6 +33,10 @@ __all__ = [
 
 MISSION_MAX_LENGTH = 1024
 """`max_length` of the mission Text space (the longest BossLevel mission in French is ~400)."""
+
+MIN_ROOM_SIZE = 3
+"""Smallest `room_size` minigrid takes (walls included: one free cell, the multi-room
+KeyCorridorS3R* levels); a room that holds the agent and objects needs more (`_check_level`)."""
 
 SENTENCE_MAX_LENGTH = 80  # longest description sentence, French, with margin
 _CHARSET = charset()
@@ -170,7 +176,9 @@ class BabyAITextEnv(gym.Env):
         render_mode: "rgb_array" (minigrid's picture of the whole grid), "ansi" (mission and
             descriptions as one string); `gym.make(..., render_mode="human")` shows the
             rgb frames in a window (gymnasium's `HumanRendering`).
-        **level_kwargs: passed to the level (e.g. `room_size`, `tasks` for the Mixed levels).
+        **level_kwargs: passed to the level (e.g. `room_size`, `tasks` for the Mixed levels);
+            `room_size` must be an int >= 3 and leave room for the level's objects beside the
+            agent (a smaller room raises a ValueError here rather than hanging in reset).
     """
 
     metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 10}
@@ -254,6 +262,16 @@ class BabyAITextEnv(gym.Env):
             or view % 2 == 0
         ):
             raise ValueError(f"agent_view_size must be an odd int >= 3, got {view!r}")
+        room_size = level_kwargs.get("room_size")
+        if room_size is not None and (
+            isinstance(room_size, (bool, np.bool_))
+            or not isinstance(room_size, (int, np.integer))
+            or room_size < MIN_ROOM_SIZE
+        ):
+            raise ValueError(
+                f"room_size must be an int >= {MIN_ROOM_SIZE} (the room's side, walls included), "
+                f"got {room_size!r}; e.g. room_size=8, BabyAI's default"
+            )
 
         # SDL, when a window opens (render_mode="human": gymnasium's HumanRendering, minigrid's
         # ManualControl), would otherwise take over SIGINT/SIGTERM and a job scheduler's
@@ -268,6 +286,8 @@ class BabyAITextEnv(gym.Env):
         kwargs = dict(level_kwargs)
         if num_dists is not None:
             kwargs["num_dists"] = int(num_dists)
+        if kwargs.get("room_size") is not None:
+            kwargs["room_size"] = int(kwargs["room_size"])
         try:
             self.level: RoomGridLevel = level_cls(**kwargs)
         except TypeError as error:
@@ -439,16 +459,42 @@ SETTABLE_LEVEL_ATTRIBUTES: tuple[str, ...] = tuple(
 
 
 def _check_extra_actions(extra: Sequence[str], names: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(extra, str) or not all(isinstance(p, str) and p.strip() for p in extra):
+    phrases: tuple[Any, ...] | None = None
+    if not isinstance(extra, (str, bytes)):
+        try:
+            phrases = tuple(extra)
+        except TypeError:  # an int, None, ...: not a sequence at all
+            phrases = None
+    if phrases is None or not all(isinstance(p, str) and p.strip() for p in phrases):
         raise ValueError(
-            f"extra_actions must be a sequence of non-empty phrases, got {extra!r} "
-            "(e.g. extra_actions=('sleep', 'think'))"
+            f"extra_actions must be a sequence of non-empty phrases (strings), got {extra!r}: "
+            "pass e.g. extra_actions=('sleep', 'dance'), or () for none"
         )
-    extra = tuple(extra)
-    clash = [p for p in extra if p in names or extra.count(p) > 1]
+    clash = [p for p in phrases if p in names or phrases.count(p) > 1]
     if clash:
-        raise ValueError(f"extra_actions repeats action phrases {sorted(set(clash))}")
-    return extra
+        raise ValueError(
+            f"extra_actions repeats action phrases {sorted(set(clash))}: each extra phrase must "
+            f"be new, neither one of the actions {tuple(names)} nor given twice "
+            "(e.g. extra_actions=('sleep', 'dance'))"
+        )
+    return phrases
+
+
+_UNIQUE_PAIRS = 18  # (colour, type) pairs of keys, balls and boxes: 6 colours x 3 types
+
+
+def _room_capacity(room_size: int) -> int:
+    """Objects a room holds besides the agent: `max_num_dists`, and at least 1 from size 4
+    (2x2 free cells) on; none at size 3 (its one free cell is the agent's)."""
+    return max(1, max_num_dists(room_size)) if room_size >= 4 else 0
+
+
+def _smallest_room(objects: int) -> int:
+    """The smallest room_size whose room holds `objects` objects besides the agent."""
+    size = MIN_ROOM_SIZE
+    while _room_capacity(size) < objects:
+        size += 1
+    return size
 
 
 def _check_level(level: RoomGridLevel) -> None:
@@ -464,6 +510,42 @@ def _check_level(level: RoomGridLevel) -> None:
             f"{name} with a single room needs locked_room_prob=0 "
             f"(got {level.locked_room_prob}): minigrid's LevelGen would loop forever"
         )
+    if level.num_rows * level.num_cols == 1 and _room_capacity(level.room_size) < 1:
+        # the agent and its mission's object share the one room: reset would never return
+        raise ValueError(
+            f"{name} needs room_size >= {_smallest_room(1)} (a single room of size "
+            f"{level.room_size} has no free cell for an object beside the agent), got "
+            f"room_size={level.room_size}"
+        )
+    if isinstance(level, PutNextLocal):
+        # all_unique objects: at most one per (colour, type) pair; two to name in the mission
+        num_objs = level.num_objs
+        high = min(max_num_dists(level.room_size), _UNIQUE_PAIRS)
+        if high < 2:
+            raise ValueError(
+                f"{name} needs room_size >= {_smallest_room(2)} (two objects to put next to "
+                f"each other, and the agent), got room_size={level.room_size}"
+            )
+        if (
+            isinstance(num_objs, (bool, np.bool_))
+            or not isinstance(num_objs, (int, np.integer))
+            or not 2 <= num_objs <= high
+        ):
+            raise ValueError(
+                f"num_objs must be an int in [2, {high}] for {name} with "
+                f"room_size={level.room_size} (more would fill over 2/5 of the room, or repeat "
+                f"an object, where generation never ends), got {num_objs!r}: lower num_objs "
+                "or raise room_size"
+            )
+    if isinstance(level, UnlockLocal):
+        # the key (and 3 distractors with distractors=True) beside the agent in the middle room
+        needed = 1 + (3 if level.distractors else 0)
+        if needed > _room_capacity(level.room_size):
+            raise ValueError(
+                f"{name} with distractors={level.distractors} places {needed} object(s) in the "
+                f"agent's room: it needs room_size >= {_smallest_room(needed)}, got "
+                f"room_size={level.room_size}"
+            )
     num_dists = getattr(level, "num_dists", None)
     if isinstance(num_dists, int) and not isinstance(level, LocalLevel):
         # minigrid levels (ours check their own range): beyond this bound, rejection

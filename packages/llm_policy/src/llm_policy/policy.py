@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
+import typing
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -116,11 +118,19 @@ class PolicyConfig:
     `LLMPolicy.from_pretrained` when loading one that needs it)."""
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field (type, then value); ValueError names the field. Run at construction;
+        call it again after changing fields (it also normalises `device` and
+        `lora_target_modules`)."""
+
         def choose(name: str, options: Sequence[str]) -> None:
             value = getattr(self, name)
             if value not in options:
                 raise ValueError(f"PolicyConfig.{name}={value!r} is not one of {tuple(options)}")
 
+        _check_field_types(self)
         if not isinstance(self.model, str) or not self.model:
             raise ValueError(
                 "PolicyConfig.model must be a Hugging Face id, a local path or an offline name"
@@ -180,6 +190,53 @@ class PolicyConfig:
         if d["lora_target_modules"] is not None:
             d["lora_target_modules"] = list(d["lora_target_modules"])
         return d
+
+
+# fields with their own, more specific check: a device may be a torch.device, target modules
+# any sequence of names
+_OWN_TYPE_CHECK = {"device", "lora_target_modules"}
+
+
+_KIND_NAMES = {
+    str: "a str",
+    int: "an int",
+    float: "a finite number",
+    bool: "True or False",
+    type(None): "None",
+}
+
+
+def _check_field_types(config: PolicyConfig) -> None:
+    """Every field holds a value of its declared type (str, int, float, bool, or None where
+    declared); ints are no bools, floats are finite (an int passes for a float)."""
+    hints = typing.get_type_hints(PolicyConfig)
+    for f in dataclasses.fields(config):
+        if f.name in _OWN_TYPE_CHECK:
+            continue
+        value = getattr(config, f.name)
+        kinds = typing.get_args(hints[f.name]) or (hints[f.name],)
+        if value is None and type(None) in kinds:
+            continue
+        if not any(_is_of(value, kind) for kind in kinds):
+            expected = " or ".join(_KIND_NAMES[k] for k in kinds)
+            raise ValueError(
+                f"PolicyConfig.{f.name} must be {expected}, got {value!r} "
+                f"({type(value).__name__}); default: {f.default!r}"
+            )
+
+
+def _is_of(value: Any, kind: Any) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        )
+    if kind is str:
+        return isinstance(value, str)
+    return False
 
 
 @dataclass

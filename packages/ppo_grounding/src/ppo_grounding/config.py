@@ -147,6 +147,10 @@ def check_env_id(env_id: Any, field: str = "env.env_id") -> None:
         )
 
 
+_OWN_SECTIONS = ("env", "ppo", "warm_start", "run")
+"""The sections whose fields `TrainConfig.validate` type-checks (the policy checks its own)."""
+
+
 def _type_errors(section: str, obj: Any) -> list[str]:
     """Fields of dataclass `obj` whose value is not of the annotated type (bool is no int)."""
     errors = []
@@ -253,14 +257,16 @@ class TrainConfig:
         machine, and (with `check_paths`) the output directory can be written.
         """
         errors = [
-            error
-            for name in ("env", "policy", "ppo", "warm_start", "run")
-            for error in _type_errors(name, getattr(self, name))
+            error for name in _OWN_SECTIONS for error in _type_errors(name, getattr(self, name))
         ]
+        try:  # PolicyConfig checks its own fields (types, finite numbers, ranges)
+            self.policy.validate()
+        except ValueError as error:
+            errors.append(str(error))
         if errors:  # the range checks below assume the types
             raise ValueError("Invalid training config:\n  - " + "\n  - ".join(errors))
         p = self.ppo
-        for name in ("env", "policy", "ppo", "warm_start", "run"):
+        for name in _OWN_SECTIONS:
             section = getattr(self, name)
             for f in dataclasses.fields(section):
                 value = getattr(section, f.name)
