@@ -106,3 +106,19 @@ def test_the_smallest_accepted_room_generates(env_id):
             obs, _ = env.reset(seed=seed)
             assert env.observation_space.contains(obs)
             assert env.unwrapped.room_size == size
+
+
+@pytest.mark.slow  # about 5 s each: MAX_LAYOUT_ATTEMPTS rejected layouts
+@pytest.mark.parametrize(
+    ("env_id", "room_size"),
+    [("BabyAI-Text-Pickup-v0", 4), ("BabyAI-Text-GoToImpUnlock-v0", 4)],
+)
+def test_a_level_that_cannot_be_laid_out_raises_instead_of_retrying_forever(env_id, room_size):
+    """minigrid retries a rejected layout forever; past MAX_LAYOUT_ATTEMPTS the reset gives up
+    with a LayoutError (a ValueError) naming the fix."""
+    from babyai_text.env import LayoutError
+
+    env = gym.make(env_id, room_size=room_size)  # these used to hang in reset
+    with deadline(RESET_DEADLINE_S), pytest.raises(LayoutError, match="use a larger room_size"):
+        env.reset(seed=0)
+    env.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import operator
 import os
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ from babyai_text.spaces import TextSpace
 __all__ = [
     "BabyAITextEnv",
     "LEVEL_ATTRIBUTES",
+    "LayoutError",
+    "MAX_LAYOUT_ATTEMPTS",
     "MISSION_MAX_LENGTH",
     "SETTABLE_LEVEL_ATTRIBUTES",
 ]
@@ -40,7 +43,40 @@ KeyCorridorS3R* levels); a room that holds the agent and objects needs more (`_c
 
 SENTENCE_MAX_LENGTH = 80  # longest description sentence, French, with margin
 _CHARSET = charset()
-_DEVNULL = open(os.devnull, "w")  # noqa: SIM115 - process-wide sink for minigrid's prints
+MAX_LAYOUT_ATTEMPTS = 2_000
+"""Layouts a reset may reject before it gives up with a LayoutError. minigrid's level generator
+retries a rejected layout forever, so a level that cannot be laid out (rooms too small for what
+it places) would hang; a valid level needs a few, rarely a few dozen."""
+
+
+class LayoutError(ValueError):
+    """A reset found no valid layout in MAX_LAYOUT_ATTEMPTS tries: the level's keywords ask for
+    more than its rooms hold."""
+
+
+class _RejectionCounter(io.TextIOBase):
+    """Where minigrid's prints go during a reset: it prints one line per rejected layout
+    ("Sampling rejected: ...", "Timeout during mission generation: ..."); past the limit the
+    next one raises LayoutError out of minigrid's retry loop."""
+
+    def __init__(self, describe: str) -> None:
+        self.rejected = 0
+        self.describe = describe
+        self._line = ""
+
+    def write(self, text: str) -> int:
+        self._line += text
+        while "\n" in self._line:
+            line, self._line = self._line.split("\n", 1)
+            if line.startswith(("Sampling rejected", "Timeout during mission generation")):
+                self.rejected += 1
+                if self.rejected >= MAX_LAYOUT_ATTEMPTS:
+                    raise LayoutError(
+                        f"{self.describe}: no valid layout in {MAX_LAYOUT_ATTEMPTS} tries (the "
+                        f"last: {line!r}); its rooms are too small for what it places: use a "
+                        "larger room_size, or fewer num_dists / num_objs."
+                    )
+        return len(text)
 
 
 def _load(entry: str | type) -> type:
@@ -330,8 +366,9 @@ class BabyAITextEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        # minigrid's level generator prints "Sampling rejected: ..." on every rejection
-        with contextlib.redirect_stdout(_DEVNULL):
+        # minigrid's level generator prints a line on every rejected layout, and retries forever
+        rejections = _RejectionCounter(f"{type(self.level).__name__}(seed={seed})")
+        with contextlib.redirect_stdout(rejections):
             obs, _ = self.level.reset(seed=seed, options=options)
         self._np_random = self.level.np_random  # one RNG, the level's (check_env reads this)
         self._np_random_seed = self.level.np_random_seed
