@@ -20,3 +20,30 @@ def tiny_config(output_dir, **ppo) -> TrainConfig:
             seed=3,
         ),
     )
+
+
+class TaggedPolicy:
+    """Stands in for an LLMPolicy in checkpoint tests: its save is one file naming which save
+    it was."""
+
+    def __init__(self, tag):
+        self.tag = tag
+
+    def save_pretrained(self, path):
+        path.mkdir()
+        (path / "weights").write_text(self.tag)
+
+
+def save_tagged_checkpoint(output_dir, update, tag="x"):
+    """A run checkpoint of update `update` holding a TaggedPolicy(tag) and a throwaway optimiser."""
+    import torch
+    from ppo_grounding.checkpoint import TrainerState, save_checkpoint
+
+    return save_checkpoint(
+        output_dir,
+        policy=TaggedPolicy(tag),
+        optimizer=torch.optim.Adam(torch.nn.Linear(2, 2).parameters()),
+        shuffle_generator=torch.Generator(),
+        state=TrainerState(update=update),
+        config_json="{}",
+    )

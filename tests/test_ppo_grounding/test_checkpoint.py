@@ -14,6 +14,8 @@ from ppo_grounding.checkpoint import (
     save_checkpoint,
 )
 
+from .helpers import save_tagged_checkpoint
+
 
 def test_optimizer_state_round_trips_without_pickle():
     model = torch.nn.Linear(3, 2)
@@ -54,28 +56,6 @@ def test_a_failed_save_leaves_no_half_written_checkpoint(tmp_path):
         latest_checkpoint(tmp_path)
 
 
-class TaggedPolicy:
-    """Stands in for an LLMPolicy: its save is one file naming which save it was."""
-
-    def __init__(self, tag):
-        self.tag = tag
-
-    def save_pretrained(self, path):
-        path.mkdir()
-        (path / "weights").write_text(self.tag)
-
-
-def save(output_dir, tag, update=3):
-    return save_checkpoint(
-        output_dir,
-        policy=TaggedPolicy(tag),
-        optimizer=torch.optim.Adam(torch.nn.Linear(2, 2).parameters()),
-        shuffle_generator=torch.Generator(),
-        state=TrainerState(update=update),
-        config_json="{}",
-    )
-
-
 def test_resaving_a_checkpoint_never_leaves_latest_naming_a_missing_or_partial_one(
     tmp_path, monkeypatch
 ):
@@ -89,7 +69,7 @@ def test_resaving_a_checkpoint_never_leaves_latest_naming_a_missing_or_partial_o
         pytest.skip("no renameat2(RENAME_EXCHANGE) here: llm_policy.atomic's fallback has a gap")
     shutil.rmtree(tmp_path / "probe")
     run = tmp_path / "run"
-    save(run, "first")
+    save_tagged_checkpoint(run, 3, "first")
     seen = []
 
     def check(moment):
@@ -111,7 +91,7 @@ def test_resaving_a_checkpoint_never_leaves_latest_naming_a_missing_or_partial_o
     monkeypatch.setattr(os, "replace", spied("replace", os.replace))
     monkeypatch.setattr(shutil, "rmtree", spied("rmtree", shutil.rmtree))
     monkeypatch.setattr(atomic, "_exchange", spied("exchange", atomic._exchange))
-    save(run, "second")
+    save_tagged_checkpoint(run, 3, "second")
     monkeypatch.undo()
 
     moments = [moment for moment, _ in seen]
@@ -123,8 +103,8 @@ def test_resaving_a_checkpoint_never_leaves_latest_naming_a_missing_or_partial_o
 
 
 def test_a_later_checkpoint_moves_latest_and_keeps_the_earlier_one(tmp_path):
-    save(tmp_path, "first", update=1)
-    save(tmp_path, "second", update=2)
+    save_tagged_checkpoint(tmp_path, 1, "first")
+    save_tagged_checkpoint(tmp_path, 2, "second")
     assert latest_checkpoint(tmp_path) == checkpoint_dir(tmp_path, 2)
     assert (checkpoint_dir(tmp_path, 1) / "policy" / "weights").read_text() == "first"
 
@@ -134,5 +114,5 @@ def test_a_directory_that_is_not_a_checkpoint_is_never_replaced(tmp_path):
     stranger.mkdir(parents=True)
     (stranger / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="trainer_state.json"):
-        save(tmp_path, "first")
+        save_tagged_checkpoint(tmp_path, 3, "first")
     assert (stranger / "notes.txt").read_text() == "mine"

@@ -23,11 +23,9 @@ from llm_policy import CheckpointCorruptError, write_manifest
 from ppo_grounding import PPOTrainer
 from ppo_grounding.checkpoint import (
     CheckpointWarning,
-    TrainerState,
     checkpoint_dir,
     latest_checkpoint,
     load_policy_for_eval,
-    save_checkpoint,
 )
 from ppo_grounding.cli import main
 from ppo_grounding.config import TrainConfig, WarmStartConfig
@@ -35,7 +33,7 @@ from ppo_grounding.finite import NonFiniteError, check_state, check_step, guard
 from ppo_grounding.metrics import MetricsWarning, read_metrics
 from ppo_grounding.run_lock import StaleLockWarning
 
-from .helpers import tiny_config
+from .helpers import save_tagged_checkpoint, tiny_config
 
 KILLER = textwrap.dedent(
     """
@@ -229,26 +227,6 @@ def test_the_success_window_is_saved_with_the_checkpoint_and_restored(tmp_path):
 
 
 # ----------------------------------------------------------------------------- latest pointer
-class TaggedPolicy:
-    def __init__(self, tag):
-        self.tag = tag
-
-    def save_pretrained(self, path):
-        path.mkdir()
-        (path / "weights").write_text(self.tag)
-
-
-def save(output_dir, update, tag="x"):
-    return save_checkpoint(
-        output_dir,
-        policy=TaggedPolicy(tag),
-        optimizer=torch.optim.Adam(torch.nn.Linear(2, 2).parameters()),
-        shuffle_generator=torch.Generator(),
-        state=TrainerState(update=update),
-        config_json="{}",
-    )
-
-
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
@@ -263,8 +241,8 @@ def save(output_dir, update, tag="x"):
 )
 def test_a_damaged_latest_falls_back_to_the_newest_complete_checkpoint(tmp_path, damage, message):
     run = tmp_path / "run"
-    save(run, 1)
-    save(run, 2)
+    save_tagged_checkpoint(run, 1)
+    save_tagged_checkpoint(run, 2)
     pointer = run / "checkpoints" / "latest"
     outside = tmp_path / "outside"
     shutil.copytree(checkpoint_dir(run, 2), outside)
@@ -290,8 +268,8 @@ def test_a_damaged_latest_falls_back_to_the_newest_complete_checkpoint(tmp_path,
 
 def test_the_fallback_skips_a_damaged_checkpoint_and_says_so(tmp_path):
     run = tmp_path / "run"
-    save(run, 1, "good")
-    save(run, 2, "bad")
+    save_tagged_checkpoint(run, 1, "good")
+    save_tagged_checkpoint(run, 2, "bad")
     (run / "checkpoints" / "latest").unlink()
     (checkpoint_dir(run, 2) / "policy" / "weights").write_text("BAD")  # same size, other bytes
     with pytest.warns(CheckpointWarning, match="skipped, damaged: update_000002"):
@@ -300,7 +278,7 @@ def test_the_fallback_skips_a_damaged_checkpoint_and_says_so(tmp_path):
 
 def test_no_complete_checkpoint_at_all_says_what_to_do(tmp_path):
     run = tmp_path / "run"
-    save(run, 1)
+    save_tagged_checkpoint(run, 1)
     (run / "checkpoints" / "latest").write_text("../x")
     shutil.rmtree(checkpoint_dir(run, 1))
     with pytest.raises(FileNotFoundError, match="no complete checkpoint.*without --run.resume"):
@@ -319,7 +297,7 @@ def test_no_complete_checkpoint_at_all_says_what_to_do(tmp_path):
 )
 def test_a_damaged_checkpoint_file_is_reported_by_name(tmp_path, target, damage, problem):
     run = tmp_path / "run"
-    save(run, 1)
+    save_tagged_checkpoint(run, 1)
     file = checkpoint_dir(run, 1) / target
     data = file.read_bytes()
     if damage == "truncate":
@@ -364,8 +342,8 @@ def test_an_edited_model_config_or_a_missing_tokenizer_stops_resume_and_evaluate
 def test_checkpoints_follow_the_umask(tmp_path):
     previous = os.umask(0o027)
     try:
-        save(tmp_path / "run", 1)
-        save(tmp_path / "run", 1)  # a re-save too
+        save_tagged_checkpoint(tmp_path / "run", 1)
+        save_tagged_checkpoint(tmp_path / "run", 1)  # a re-save too
     finally:
         os.umask(previous)
     for path in [tmp_path / "run" / "checkpoints", *(tmp_path / "run").rglob("*")]:
@@ -561,7 +539,7 @@ def test_every_file_of_a_checkpoint_and_latest_are_fsynced(tmp_path, monkeypatch
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    final = save(tmp_path / "run", 1)
+    final = save_tagged_checkpoint(tmp_path / "run", 1)
     saved = {f.relative_to(final).as_posix() for f in final.rglob("*") if f.is_file()}
     roots = [p for p in synced if p.name.startswith(".update_000001.tmp-")]
     assert roots, "the checkpoint was fsynced before it was renamed into place"

@@ -28,7 +28,6 @@ view).
 from __future__ import annotations
 
 import copy
-import json
 import os
 import time
 from collections import deque
@@ -40,14 +39,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
-from llm_policy.atomic import atomic_write_text
-from safetensors.torch import load_model, save_model
 from torch import nn
 
 from ..envs import make_envs
 from ..history import EpisodeHistory
 from ..metrics import SUCCESS_WINDOW, running_success_rate
-from .text import GRUEncoder, WordVocabulary, pad, split_prompt
+from .text import (
+    GRUEncoder,
+    WordVocabulary,
+    load_network,
+    pad,
+    read_network_meta,
+    save_network,
+    split_prompt,
+)
 
 if TYPE_CHECKING:
     from ..config import TrainConfig
@@ -142,29 +147,19 @@ class DRRNPolicy:
 
     def save(self, directory: str | os.PathLike) -> Path:
         """<directory>/drrn.safetensors (weights) and drrn.json (sizes and vocabulary)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_model(self.network, str(directory / "drrn.safetensors"))
         meta = {
             "word_dim": self.network.word_dim,
             "hidden": self.network.hidden,
             "vocabulary": self.vocabulary.words,
         }
-        atomic_write_text(directory / "drrn.json", json.dumps(meta, indent=1) + "\n")
-        return directory
+        return save_network(directory, "drrn", self.network, meta)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> DRRNPolicy:
-        directory = Path(directory)
-        meta = json.loads((directory / "drrn.json").read_text())
         vocabulary = WordVocabulary()
-        if vocabulary.words != meta["vocabulary"]:
-            raise ValueError(
-                f"{directory} was trained with another word vocabulary; load it with the "
-                "ppo-grounding version that saved it."
-            )
+        meta = read_network_meta(directory, "drrn", vocabulary)
         network = DRRNetwork(len(vocabulary), meta["word_dim"], meta["hidden"])
-        load_model(network, str(directory / "drrn.safetensors"))
+        load_network(directory, "drrn", network)
         return cls(network, vocabulary)
 
 

@@ -32,7 +32,6 @@ the current view) and the mission with `env.unwrapped.mission`; the prompt is ig
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -45,14 +44,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
-from llm_policy.atomic import atomic_write_text
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..gae import compute_gae
 from ..losses import explained_variance, ppo_loss
 from ..metrics import SUCCESS_WINDOW, running_success_rate
-from .text import GRUEncoder, WordVocabulary
+from .text import GRUEncoder, WordVocabulary, load_network, read_network_meta, save_network
 
 if TYPE_CHECKING:
     from ..config import TrainConfig
@@ -158,26 +155,15 @@ class SymbolicPolicy:
     # ------------------------------------------------------------------- save and load (no pickle)
     def save(self, directory: str | os.PathLike) -> Path:
         """<directory>/symbolic.safetensors (weights) and symbolic.json (model config)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(directory / "symbolic.safetensors"))
         meta = {"model": dataclasses.asdict(self.model.config), "vocabulary": self.vocabulary.words}
-        atomic_write_text(directory / "symbolic.json", json.dumps(meta, indent=1) + "\n")
-        return directory
+        return save_network(directory, "symbolic", self.model, meta)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> SymbolicPolicy:
-        directory = Path(directory)
-        meta = json.loads((directory / "symbolic.json").read_text())
         vocabulary = WordVocabulary()
-        if vocabulary.words != meta["vocabulary"]:
-            raise ValueError(
-                f"{directory} was trained with another word vocabulary; load it with the "
-                "ppo-grounding version that saved it."
-            )
+        meta = read_network_meta(directory, "symbolic", vocabulary)
         model = SymbolicActorCritic(len(vocabulary), SymbolicModelConfig(**meta["model"]))
-        model.load_state_dict(load_file(str(directory / "symbolic.safetensors")))
+        load_network(directory, "symbolic", model)
         return cls(model, vocabulary)
 
 

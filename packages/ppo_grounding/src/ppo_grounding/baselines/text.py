@@ -7,12 +7,17 @@ digits 0-9 (the descriptions count steps), and the words of the prompt templates
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import babyai_text
 import torch
 from llm_policy import TEMPLATES
+from llm_policy.atomic import atomic_directory
+from safetensors.torch import load_model, save_model
 
 PAD, UNK = 0, 1
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d")
@@ -86,3 +91,31 @@ def split_prompt(prompt: str) -> tuple[str, str]:
         )
     goal = lines[1].split(":", 1)[-1]
     return goal.strip(), "\n".join(lines[2:])
+
+
+def save_network(
+    directory: str | os.PathLike, name: str, network: torch.nn.Module, meta: dict
+) -> Path:
+    """Publish `directory` with <name>.safetensors (the weights) and <name>.json (`meta`, which
+    holds what rebuilds the network and the vocabulary's words), atomically, as one directory."""
+    with atomic_directory(directory, marker=f"{name}.json") as tmp:
+        save_model(network, str(tmp / f"{name}.safetensors"))
+        (tmp / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return Path(directory)
+
+
+def read_network_meta(directory: str | os.PathLike, name: str, vocabulary: WordVocabulary) -> dict:
+    """The <name>.json that save_network wrote, refused when the words it was trained with differ
+    from this version's vocabulary (its embeddings would read the wrong rows)."""
+    meta = json.loads((Path(directory) / f"{name}.json").read_text())
+    if vocabulary.words != meta["vocabulary"]:
+        raise ValueError(
+            f"{directory} was trained with another word vocabulary; load it with the "
+            "ppo-grounding version that saved it."
+        )
+    return meta
+
+
+def load_network(directory: str | os.PathLike, name: str, network: torch.nn.Module) -> None:
+    """Fill `network` with the weights save_network wrote (shapes and names must match)."""
+    load_model(network, str(Path(directory) / f"{name}.safetensors"))
