@@ -215,6 +215,14 @@ def _load(source: str):
         raise SystemExit(str(error)) from None
 
 
+def _check_env_id_option(env_id: str) -> None:
+    """--env-id must be a registered BabyAI-Text ID (close matches suggested), never `module:ID`."""
+    from . import suite
+
+    suite.check_env_id(env_id)
+    check_env_id(env_id, "--env-id")
+
+
 def _check_counts(args, command: str) -> None:
     """Counts that must be positive, before any model loads."""
     problems = []
@@ -240,8 +248,7 @@ def evaluate(argv: list[str]) -> None:
     extra_actions = _extra_actions(args.extra_actions, "evaluate")
     if args.env_id is not None:
         try:
-            suite.check_env_id(args.env_id)
-            check_env_id(args.env_id, "--env-id")  # a BabyAI-Text ID, no module:ID
+            _check_env_id_option(args.env_id)
         except ValueError as error:
             raise SystemExit(f"ppo-grounding evaluate: {error}") from None
     policy, run_config, _ = _load(args.checkpoint)
@@ -276,10 +283,7 @@ def generalisation_suite(args: EvaluateArgs) -> None:
         tests = suite.resolve_names(args.suite_tests, suite.TESTS, "generalisation test(s)")
         baselines = suite.resolve_names(args.baselines, suite.BASELINES, "baseline(s)")
         if args.env_id is not None:
-            suite.check_env_id(args.env_id)
-            check_env_id(args.env_id, "--env-id")  # a BabyAI-Text ID, no module:ID
-        if args.episodes < 1:
-            raise ValueError(f"--episodes {args.episodes}: evaluate at least 1 episode")
+            _check_env_id_option(args.env_id)
     except ValueError as error:
         raise SystemExit(f"ppo-grounding evaluate: {error}") from None
     extra_actions = _extra_actions(args.extra_actions, "evaluate")
@@ -328,10 +332,7 @@ def replay(argv: list[str]) -> None:
     try:
         test = suite.get_test(args.test or "baseline")
         if args.env_id is not None:
-            suite.check_env_id(args.env_id)
-            check_env_id(args.env_id, "--env-id")  # a BabyAI-Text ID, no module:ID
-        if args.episodes < 1:
-            raise ValueError(f"--episodes {args.episodes}: replay at least 1 episode")
+            _check_env_id_option(args.env_id)
     except ValueError as error:
         raise SystemExit(f"ppo-grounding replay: {error}") from None
     extra_actions = _extra_actions(args.extra_actions, "replay")
