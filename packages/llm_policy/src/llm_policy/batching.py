@@ -366,6 +366,19 @@ class PairTokenizer:
         return int(limit) if limit != math.inf else 1 << 60
 
 
+def pad_candidates(
+    candidate_ids: Sequence[Sequence[int]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad each pair's candidate tokens: ids (N, L) long and mask (N, L) bool."""
+    length = max(len(ids) for ids in candidate_ids)
+    padded = torch.full((len(candidate_ids), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(candidate_ids), length), dtype=torch.bool)
+    for n, ids in enumerate(candidate_ids):
+        padded[n, : len(ids)] = torch.tensor(ids)
+        mask[n, : len(ids)] = True
+    return padded, mask
+
+
 def pad_batch(
     batch: TokenizedBatch, *, pad_id: int, left_pad_prompts: bool, device: torch.device
 ) -> PaddedBatch:
@@ -379,13 +392,7 @@ def pad_batch(
         columns = slice(prompt_len - len(ids), None) if left_pad_prompts else slice(0, len(ids))
         prompt_ids[i, columns] = torch.tensor(ids)
         prompt_mask[i, columns] = 1
-    num_pairs = len(batch.candidate_ids)
-    candidate_len = max(len(c) for c in batch.candidate_ids)
-    candidate_ids = torch.full((num_pairs, candidate_len), pad_id, dtype=torch.long)
-    candidate_mask = torch.zeros((num_pairs, candidate_len), dtype=torch.bool)
-    for n, ids in enumerate(batch.candidate_ids):
-        candidate_ids[n, : len(ids)] = torch.tensor(ids)
-        candidate_mask[n, : len(ids)] = True
+    candidate_ids, candidate_mask = pad_candidates(batch.candidate_ids, pad_id)
     return PaddedBatch(
         prompt_ids=prompt_ids.to(device),
         prompt_mask=prompt_mask.to(device),

@@ -16,7 +16,13 @@ from typing import Any, Protocol
 
 import torch
 
-from .batching import TokenizedBatch, check_normalization, pairs_to_matrix, reduce_pairs
+from .batching import (
+    TokenizedBatch,
+    check_normalization,
+    pad_candidates,
+    pairs_to_matrix,
+    reduce_pairs,
+)
 
 __all__ = ["naive_scores", "padded_batch_scores"]
 
@@ -92,13 +98,8 @@ def padded_batch_scores(
     normalization = check_normalization(normalization)
     batch = scorer.tokenize(prompts, candidates)
     model, device, pad = scorer.model, scorer.device, scorer.pad_id
-    num_pairs = len(batch.candidate_ids)
-    candidate_len = max(len(c) for c in batch.candidate_ids)
-    candidate_ids = torch.full((num_pairs, candidate_len), pad, dtype=torch.long)
-    candidate_mask = torch.zeros((num_pairs, candidate_len), dtype=torch.bool)
-    for n, ids in enumerate(batch.candidate_ids):
-        candidate_ids[n, : len(ids)] = torch.tensor(ids)
-        candidate_mask[n, : len(ids)] = True
+    candidate_ids, candidate_mask = pad_candidates(batch.candidate_ids, pad)
+    num_pairs, candidate_len = candidate_ids.shape
     candidate_ids, candidate_mask = candidate_ids.to(device), candidate_mask.to(device)
     pair_prompt_ids = [batch.prompt_ids[i] for i in batch.pair_prompt]
     if scorer.is_encoder_decoder:
