@@ -31,6 +31,7 @@ from ppo_grounding.baselines import (
 )
 from ppo_grounding.baselines.text import UNK, split_prompt
 from ppo_grounding.checkpoint import latest_checkpoint
+from ppo_grounding.finite import NonFiniteError
 from ppo_grounding.metrics import read_metrics
 
 from .helpers import tiny_config
@@ -174,6 +175,25 @@ def test_symbolic_ppo_same_seed_same_run():
         not torch.equal(x, z)
         for x, z in zip(a.model.parameters(), c.model.parameters(), strict=True)
     )
+
+
+def test_symbolic_ppo_shares_the_update_metrics_and_non_finite_stop():
+    trainer = SymbolicPPOTrainer(baseline_config(128, 0, num_envs=4, num_steps=32))
+    try:
+        metrics = trainer.update(trainer.collect_rollout())
+        shared = {"losses/approx_kl", "losses/old_approx_kl", "losses/minibatch_steps"}
+        assert shared <= set(metrics)
+        rollout = trainer.collect_rollout()
+        with torch.no_grad():
+            trainer.model.critic.bias.fill_(float("inf"))  # infinite values: infinite value loss
+        before = [p.detach().clone() for p in trainer.model.parameters()]
+        trainer.update_count = 1
+        with pytest.raises(NonFiniteError, match="update 2: non-finite loss"):
+            trainer.update(rollout)
+        for b, p in zip(before, trainer.model.parameters(), strict=True):
+            assert torch.equal(b, p), "no optimiser step after a non-finite loss"
+    finally:
+        trainer.envs.close()
 
 
 def test_drrn_same_seed_same_run():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -31,14 +31,16 @@ class Rollout:
 
 @dataclass
 class Batch:
-    """A rollout flattened to B = T * N transitions, with its advantages and returns."""
+    """A rollout flattened to B = T * N transitions, with its advantages and returns: what
+    `update.ppo_update` reads. The observations are the trainer's own (the LLM trainer's prompts
+    are here; the symbolic baseline keeps its image, direction and mission tensors)."""
 
-    prompts: list[str]
     actions: torch.Tensor
     logprobs: torch.Tensor
     values: torch.Tensor
     advantages: torch.Tensor
     returns: torch.Tensor
+    prompts: list[str] = field(default_factory=list)
 
     @classmethod
     def from_rollout(
@@ -54,7 +56,7 @@ class Batch:
         )
 
     def __len__(self) -> int:
-        return len(self.prompts)
+        return len(self.actions)
 
     def minibatches(self, size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
         """Shuffled index tensors of `size` transitions covering the batch once."""

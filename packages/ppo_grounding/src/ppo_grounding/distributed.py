@@ -81,10 +81,12 @@ class Distributed:
     """Rank, world size, device and the few collectives the trainer uses.
 
     With one process every method is the identity (or a no-op) and accelerate is not imported.
+    `Distributed(one_process=True)` is that one process whatever the launcher started (for a
+    trainer that runs alone, like the symbolic baseline's `ppo_update`).
     """
 
-    def __init__(self) -> None:
-        self.world_size = launched_world_size()
+    def __init__(self, *, one_process: bool = False) -> None:
+        self.world_size = 1 if one_process else launched_world_size()
         self.rank = 0
         self.local_rank = 0
         self.accelerator: Any = None

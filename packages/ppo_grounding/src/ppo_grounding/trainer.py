@@ -1,10 +1,13 @@
 """PPOTrainer: rollout -> advantages -> PPO loss -> optimiser step -> log -> checkpoint.
 
 The loop reads like CleanRL's ppo.py, top to bottom: `__init__` (config, policy, optimiser, envs),
-`collect_rollout`, `update` (GAE, then PPO epochs over shuffled minibatches) and `train` (learning
-rate schedule, logging, checkpoints). The policy is an LLMPolicy: it scores every action phrase
-given the prompt (reusing the prompt's encoder states or key/value cache across the candidates, in
-rollouts and in updates alike); a softmax over the scores is the policy, a value head the critic.
+`collect_rollout`, `update` (GAE, the rollout flattened into a `Batch`, then the PPO epochs over
+shuffled minibatches of `update.ppo_update`, given a `forward` that re-scores a minibatch's
+prompts) and `train` (learning rate schedule, logging, checkpoints). The symbolic baseline
+(baselines/symbolic.py) runs the same `ppo_update` with its own network. The policy is an
+LLMPolicy: it scores every action phrase given the prompt (reusing the prompt's encoder states or
+key/value cache across the candidates, in rollouts and in updates alike); a softmax over the
+scores is the policy, a value head the critic.
 
 Where the loop differs from CleanRL's ppo.py:
 
@@ -18,9 +21,9 @@ Where the loop differs from CleanRL's ppo.py:
   stores the done flag of the next observation and reads dones[t + 1]. A timeout counts as
   terminal, as in CleanRL and the paper, unless ppo.bootstrap_truncated: then GAE continues from
   the value of the episode's final observation (info["final_obs"]), computed during the rollout.
-- The target-KL check runs after every minibatch and stops the update there; CleanRL checks once
-  per epoch, after all of its minibatches. losses/minibatch_steps counts the optimiser steps
-  actually taken.
+- The target-KL check runs after every minibatch and stops the update there (update.py); CleanRL
+  checks once per epoch, after all of its minibatches. losses/minibatch_steps counts the
+  optimiser steps actually taken.
 - Minibatches are given by their size (ppo.minibatch_size), not their number.
 - losses/policy_loss, value_loss and entropy are means over the update's minibatches (CleanRL logs
   the last minibatch's); clipfrac is a mean and approx_kl the last minibatch's in both. We also
@@ -61,13 +64,13 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .envs import make_envs
-from .finite import check_step, guard
+from .finite import guard
 from .gae import compute_gae
 from .history import EpisodeHistory, sentences_of
-from .losses import explained_variance, ppo_loss
 from .metrics import SUCCESS_MIN_EPISODES, SUCCESS_WINDOW, MetricsLogger, running_success_rate
 from .reporter import ProgressReporter
 from .run_lock import RunLock
+from .update import ppo_update
 
 __all__ = [
     "SUCCESS_MIN_EPISODES",
@@ -95,8 +98,6 @@ class PPOTrainer:
         distributed.check_sizes(config, dist.world_size)
         self.num_envs = config.env.num_envs // dist.world_size
         """This process's envs (all of env.num_envs for one process)."""
-        self.minibatch_size = config.ppo.minibatch_size // dist.world_size
-        """This process's share of each minibatch."""
         self.output_dir = Path(config.run.output_dir)
         if config.run.torch_threads:
             torch.set_num_threads(config.run.torch_threads)
@@ -249,7 +250,8 @@ class PPOTrainer:
 
     # ------------------------------------------------------------------------------------ update
     def update(self, rollout: Rollout) -> dict[str, float]:
-        """GAE, then PPO epochs over the rollout; returns the losses/* metrics of this update."""
+        """GAE, then PPO epochs over the rollout (update.ppo_update); returns the losses/*
+        metrics of this update."""
         p = self.config.ppo
         advantages, returns = compute_gae(
             rollout.rewards,
@@ -262,86 +264,23 @@ class PPOTrainer:
             rollout.truncated_values if p.bootstrap_truncated else None,
         )
         batch = Batch.from_rollout(rollout, advantages, returns)
-        params = self.policy.trainable_parameters()
-        self.policy.train()
-        sums: dict[str, float] = {}
-        steps = 0
-        kl_exceeded = False
-        processes = self.dist
-        for _epoch in range(p.update_epochs):
-            for idx in batch.minibatches(self.minibatch_size, self.shuffle):
-                prompts = [batch.prompts[i] for i in idx.tolist()]
-                out = self.model(prompts, [self.action_names] * len(prompts))
-                dist = out.distribution()
-                mb_advantages, norm_adv = batch.advantages[idx], p.norm_adv
-                if processes.enabled and norm_adv:
-                    # Normalise over the union of the processes' minibatches, as one process
-                    # holding all of it would (ppo_loss would use this process's share alone).
-                    mean, std = distributed.global_mean_std(processes, mb_advantages)
-                    if p.minibatch_size > 1:
-                        mb_advantages = (mb_advantages - mean) / (std + 1e-8)
-                    norm_adv = False
-                loss = ppo_loss(
-                    dist.log_prob(batch.actions[idx]),
-                    batch.logprobs[idx],
-                    mb_advantages,
-                    dist.entropy(),
-                    out.values.float(),
-                    batch.values[idx],
-                    batch.returns[idx],
-                    clip_coef=p.clip_coef,
-                    clip_vloss=p.clip_vloss,
-                    vf_coef=p.vf_coef,
-                    ent_coef=p.ent_coef,
-                    norm_adv=norm_adv,
-                )
-                self.optimizer.zero_grad(set_to_none=True)
-                processes.backward(loss.loss)  # under DDP: gradients averaged across processes
-                # A list, not a generator: clip_grad_norm_ must see (and scale) every gradient.
-                # Under DDP every process holds the averaged gradient: this norm is the global one.
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, p.max_grad_norm)
-                check_step(self.state.update + 1, loss=loss.loss, grad_norm=grad_norm)
-                self.optimizer.step()
 
-                steps += 1
-                values = [
-                    float(v.detach())
-                    for v in (
-                        loss.policy_loss,
-                        loss.value_loss,
-                        loss.entropy,
-                        loss.clipfrac,
-                        loss.approx_kl,
-                        loss.old_approx_kl,
-                    )
-                ]
-                # Means over the processes (equal shares: the union's means), one collective;
-                # every process then takes the same target-KL decision.
-                values = processes.mean(values)
-                for name, value in (
-                    ("losses/policy_loss", values[0]),
-                    ("losses/value_loss", values[1]),
-                    ("losses/entropy", values[2]),
-                    ("losses/clipfrac", values[3]),
-                    ("losses/grad_norm", float(grad_norm)),
-                ):
-                    sums[name] = sums.get(name, 0.0) + value
-                last_kl, last_old_kl = values[4], values[5]
-                # Per minibatch, not per epoch as in CleanRL: stop as soon as the policy moved
-                # too far (see the module docstring).
-                kl_exceeded = p.target_kl is not None and last_kl > p.target_kl
-                if kl_exceeded:
-                    break
-            if kl_exceeded:
-                break
-        metrics = {name: total / steps for name, total in sums.items()}
-        metrics["losses/approx_kl"] = last_kl
-        metrics["losses/old_approx_kl"] = last_old_kl
-        metrics["losses/explained_variance"] = explained_variance(
-            self.dist.gather(batch.values), self.dist.gather(batch.returns)
+        def forward(idx: torch.Tensor) -> tuple[torch.distributions.Distribution, torch.Tensor]:
+            prompts = [batch.prompts[i] for i in idx.tolist()]
+            out = self.model(prompts, [self.action_names] * len(prompts))  # DDP under a launcher
+            return out.distribution(), out.values.float()
+
+        self.policy.train()
+        return ppo_update(
+            batch,
+            forward,
+            self.optimizer,
+            self.policy.trainable_parameters(),
+            p,
+            self.shuffle,
+            update=self.state.update + 1,
+            processes=self.dist,
         )
-        metrics["losses/minibatch_steps"] = steps
-        return metrics
 
     # -------------------------------------------------------------------------------------- loop
     def train(self) -> TrainerState:

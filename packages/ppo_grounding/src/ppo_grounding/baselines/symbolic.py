@@ -20,9 +20,13 @@ conv's features, so what the convolutions look for depends on the goal.
 Training (`SymbolicPPOTrainer`) takes a `TrainConfig` and reads the same sections as
 `PPOTrainer`: env (id, num_envs, language), ppo (total_frames, num_steps, GAE, reward scale,
 epochs, minibatch size, learning rate, clip, coefficients, target KL, ...) and run (seed,
-max_minutes); the policy section is ignored. Advantages come from the same `compute_gae` and the
-loss from the same `ppo_loss`. One seed (run.seed) seeds torch, the minibatch shuffler and the
-envs (run.seed + i): the same seed gives the same run.
+max_minutes); the policy section is ignored. Advantages come from the same `compute_gae`, and the
+update is the same `update.ppo_update` (epochs over shuffled minibatches, `ppo_loss`, gradient
+clip, non-finite check, per-minibatch target-KL stop, the same losses/* metrics): the trainer
+only flattens its rollout into a `Batch` and gives it a `forward` that runs the network on a
+minibatch's image, direction and mission tensors. It runs in one process (`ppo_update`'s default).
+One seed (run.seed) seeds torch, the minibatch shuffler and the envs (run.seed + i): the same seed
+gives the same run.
 
 `SymbolicAgent` plays in `evaluate`: it sets `reads_env = True`, so it is given the envs, and
 reads each one's symbolic observation with `env.unwrapped.gen_obs()` (minigrid's own encoder of
@@ -46,9 +50,10 @@ import torch
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 from torch import nn
 
+from ..buffer import Batch
 from ..gae import compute_gae
-from ..losses import explained_variance, ppo_loss
 from ..metrics import SUCCESS_WINDOW, running_success_rate
+from ..update import ppo_update
 from .text import GRUEncoder, WordVocabulary, load_network, read_network_meta, save_network
 
 if TYPE_CHECKING:
@@ -299,6 +304,8 @@ class SymbolicPPOTrainer:
         )
 
     def update(self, rollout: dict[str, Any]) -> dict[str, float]:
+        """GAE, then PPOTrainer's PPO epochs (update.ppo_update) over the rollout; returns the
+        losses/* metrics of this update."""
         p = self.config.ppo
         advantages, returns = compute_gae(
             rollout["rewards"],
@@ -317,57 +324,28 @@ class SymbolicPPOTrainer:
         )
         images = rollout["images"].reshape(B, 7, 7, 3)
         directions = rollout["directions"].reshape(B)
-        flat = {k: rollout[k].reshape(B) for k in ("actions", "logprobs", "values")} | {
-            "advantages": advantages.reshape(B),
-            "returns": returns.reshape(B),
-        }
+        batch = Batch(
+            actions=rollout["actions"].reshape(B),
+            logprobs=rollout["logprobs"].reshape(B),
+            values=rollout["values"].reshape(B),
+            advantages=advantages.reshape(B),
+            returns=returns.reshape(B),
+        )
+
+        def forward(idx: torch.Tensor) -> tuple[torch.distributions.Distribution, torch.Tensor]:
+            logits, values = self.model(images[idx], directions[idx], missions[idx])
+            return torch.distributions.Categorical(logits=logits), values
+
         self.model.train()
-        sums: dict[str, float] = {}
-        steps, last_kl, stop = 0, 0.0, False
-        for _ in range(p.update_epochs):
-            order = torch.randperm(B, generator=self.shuffle)
-            for start in range(0, B, p.minibatch_size):
-                idx = order[start : start + p.minibatch_size]
-                logits, new_values = self.model(images[idx], directions[idx], missions[idx])
-                dist = torch.distributions.Categorical(logits=logits)
-                loss = ppo_loss(
-                    dist.log_prob(flat["actions"][idx]),
-                    flat["logprobs"][idx],
-                    flat["advantages"][idx],
-                    dist.entropy(),
-                    new_values,
-                    flat["values"][idx],
-                    flat["returns"][idx],
-                    clip_coef=p.clip_coef,
-                    clip_vloss=p.clip_vloss,
-                    vf_coef=p.vf_coef,
-                    ent_coef=p.ent_coef,
-                    norm_adv=p.norm_adv,
-                )
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.loss.backward()
-                grad_norm = nn.utils.clip_grad_norm_(list(self.model.parameters()), p.max_grad_norm)
-                self.optimizer.step()
-                steps += 1
-                for name, value in (
-                    ("losses/policy_loss", loss.policy_loss),
-                    ("losses/value_loss", loss.value_loss),
-                    ("losses/entropy", loss.entropy),
-                    ("losses/clipfrac", loss.clipfrac),
-                    ("losses/grad_norm", grad_norm),
-                ):
-                    sums[name] = sums.get(name, 0.0) + float(value.detach())
-                last_kl = float(loss.approx_kl)
-                stop = p.target_kl is not None and last_kl > p.target_kl
-                if stop:
-                    break
-            if stop:
-                break
-        metrics = {name: total / steps for name, total in sums.items()}
-        metrics["losses/approx_kl"] = last_kl
-        metrics["losses/explained_variance"] = explained_variance(flat["values"], flat["returns"])
-        metrics["losses/minibatch_steps"] = steps
-        return metrics
+        return ppo_update(
+            batch,
+            forward,
+            self.optimizer,
+            list(self.model.parameters()),
+            p,
+            self.shuffle,
+            update=self.update_count + 1,
+        )
 
     def success_rate(self) -> float:
         return running_success_rate(self.envs.return_queue)
