@@ -84,3 +84,48 @@ def test_replay_writes_gifs(tmp_path, monkeypatch, capsys):
     )  # fmt: skip
     assert "wrote" in capsys.readouterr().out
     assert (out / "episode_000_seed_1000000.gif").read_bytes()[:6] == b"GIF89a"
+
+
+TINY_TRAIN = [
+    "--train.env.num-envs",
+    "2",
+    "--train.ppo.num-steps",
+    "8",
+    "--train.ppo.minibatch-size",
+    "8",
+    "--train.ppo.total-frames",
+    "16",
+    "--train.run.no-progress",
+    "--train.run.no-tensorboard",
+]
+
+
+@pytest.mark.slow
+def test_action_space_trains_with_and_without_extra_actions(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "action-space"
+    run_example(
+        "action_space.py",
+        [*TINY_TRAIN, "--train.run.output-dir", str(out), "--extra-actions", "2",
+         "--eval-episodes", "2"],
+        monkeypatch,
+    )  # fmt: skip
+    text = capsys.readouterr().out
+    assert "6 (real only)" in text and "6 + 2 useless" in text and "extra: sleep, dance" in text
+    assert (out / "extra-0" / "checkpoints").is_dir() and (out / "extra-2" / "checkpoints").is_dir()
+
+
+@pytest.mark.slow
+def test_clone_then_train_starts_ppo_from_the_clone(tmp_path, monkeypatch, capsys):
+    import json
+
+    out = tmp_path / "clone-then-train"
+    run_example(
+        "clone_then_train.py",
+        [*TINY_TRAIN, "--train.run.output-dir", str(out), "--demo-frames", "32",
+         "--clone-epochs", "1", "--eval-episodes", "2"],
+        monkeypatch,
+    )  # fmt: skip
+    text = capsys.readouterr().out
+    assert "cloned " in text and "cloned + PPO" in text and "success" in text
+    saved = json.loads((out / "ppo" / "config.json").read_text())
+    assert saved["run"]["init_from"].endswith("clone/checkpoints/update_000000")

@@ -7,6 +7,7 @@ from a TrainConfig (config.py); optionally preceded by behaviour cloning of the 
 (imitation.py).
 """
 
+from .checkpoint import load_init_policy
 from .config import (
     PRESETS,
     EnvConfig,
@@ -64,6 +65,7 @@ __all__ = [
     "evaluate",
     "explained_variance",
     "extra_action_phrases",
+    "load_init_policy",
     "load_policy",
     "make_env",
     "offline_preset",

@@ -24,7 +24,8 @@ back to the newest complete checkpoint, with a CheckpointWarning.
 
 This module also decides what a run directory may be used for: a new run refuses one that
 already holds a run, and a resumed run must use the same config as its checkpoint
-(`resume_point`).
+(`resume_point`); and it loads the weights a new run starts from with run.init_from
+(`load_init_policy`: a policy, run or checkpoint directory, checked like the others).
 """
 
 from __future__ import annotations
@@ -454,3 +455,174 @@ def load_policy_for_eval(path: str | os.PathLike) -> tuple[LLMPolicy, TrainConfi
         f"{path} is not a run, checkpoint or policy directory: pass the --run.output-dir of a "
         "training run, one of its checkpoints/update_* directories, or a saved policy."
     )
+
+
+# ------------------------------------------------------------------------------------ init from
+POLICY_CONFIG_FILE = "llm_policy_config.json"
+"""What marks a policy directory (LLMPolicy.save_pretrained)."""
+INIT_FROM_ACCEPTED = (
+    "pass a saved policy directory (LLMPolicy.save_pretrained), a run directory (the "
+    "--run.output-dir of `ppo-grounding train` or `ppo-grounding clone`: its latest checkpoint's "
+    "policy) or one of its checkpoints/update_* directories"
+)
+_WEIGHT_FIELDS = (
+    "model",
+    "finetune",
+    "head",
+    "num_actions",
+    "critic",
+    "value_head_hidden",
+    "action_prefix",
+    "seed",
+)
+"""PolicyConfig fields that describe a saved policy (its weights, their layout, how actions are
+tokenised, the seed of its heads): a run started from it must name the same, so that its config
+describes what it trains and resumes with the same options (device, dtype, normalization,
+scoring, ... are the run's own)."""
+_LORA_FIELDS = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")
+"""The same for a LoRA policy's adapters."""
+_RUN_TIME_FIELDS = (
+    "normalization",
+    "max_prompt_tokens",
+    "dtype",
+    "gradient_checkpointing",
+    "scoring",
+    "disable_dropout",
+    "attn_implementation",
+    "verify_scoring",
+    "trust_remote_code",
+)
+"""PolicyConfig fields a run sets on the policy it loads (LLMPolicy.from_pretrained overrides)."""
+
+
+def load_init_policy(config: TrainConfig) -> LLMPolicy | None:
+    """The policy a new run starts from with `run.init_from` (`--run.init-from PATH`); None
+    without it, or when the run resumes from a checkpoint of its own.
+
+    PATH is a policy directory, a run directory (its latest checkpoint) or a checkpoint
+    directory, checked against its manifest before anything is loaded. Pass the result to
+    `PPOTrainer(config, policy=...)`: the run starts with the given weights and fresh counters
+    and optimiser. `config.run.init_from` is set to the directory the weights were read from
+    (a checkpoint's, or the policy directory), which the run's config.json then records.
+
+    Refused with a ValueError or FileNotFoundError naming the flag and the fix: a PATH that does
+    not exist or holds no policy, a run with no complete checkpoint, a PATH inside this run's
+    output directory, an action head whose size is not the env's action count, or weights that
+    this run's --policy.* options do not describe (model, finetune, head, ...).
+
+    With `run.resume`: a run that has a checkpoint continues from it and never reloads PATH, so
+    giving --run.init-from is refused; without it, the run's recorded init_from is kept. A run
+    stopped before its first checkpoint starts again from update 0, from its recorded PATH.
+    """
+    run = config.run
+    output_dir = Path(run.output_dir)
+    if run.resume:
+        own = complete_checkpoints(output_dir)
+        saved = _saved_init_from(own[0] / CONFIG_FILE if own else output_dir / CONFIG_FILE)
+        if own and run.init_from is not None:
+            raise ValueError(
+                f"--run.init-from {run.init_from} starts a new run, but --run.resume continues "
+                f"{output_dir} from its own checkpoint ({own[0].name}). Drop --run.init-from to "
+                "continue it (its weights come from its checkpoint; the run's config keeps where "
+                "it started from), or drop --run.resume and choose a new --run.output-dir to "
+                f"start a run from {run.init_from}."
+            )
+        if run.init_from is None:
+            run.init_from = saved  # the run's record (checked again by the resume)
+        if own or run.init_from is None:
+            return None
+    if run.init_from is None:
+        return None
+    return _load_init_from(config, run.init_from)
+
+
+def _saved_init_from(config_file: Path) -> str | None:
+    """run.init_from of a saved config (None when absent or unreadable: the trainer's resume
+    check reports a damaged file)."""
+    try:
+        value = json.loads(config_file.read_text()).get("run", {}).get("init_from")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _load_init_from(config: TrainConfig, text: str) -> LLMPolicy:
+    from llm_policy import LLMPolicy
+
+    from . import distributed
+    from .config import BABYAI_ACTIONS
+
+    flag = f"--run.init-from {text}"
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        what = "is a file, not a directory" if path.exists() else "does not exist"
+        raise FileNotFoundError(f"{flag}: {path} {what}; {INIT_FROM_ACCEPTED}.")
+    if (path / CHECKPOINTS).is_dir():
+        if not complete_checkpoints(path):
+            raise FileNotFoundError(
+                f"{flag}: the run {path} has no complete checkpoint to start from (`ppo-grounding "
+                "clone` and `train` write one at the end); point it at a run that finished one."
+            )
+        source = latest_checkpoint(path)  # checked against its manifest (policy/ included)
+        policy_dir = source / "policy"
+    elif (path / "policy").is_dir() and (path / CONFIG_FILE).is_file():
+        source = verify_checkpoint(path)
+        policy_dir = source / "policy"
+    elif (path / POLICY_CONFIG_FILE).is_file():
+        verify_manifest(path)  # before its config is read
+        source = policy_dir = path
+    else:
+        raise ValueError(
+            f"{flag}: {path} is not a policy, run or checkpoint directory; {INIT_FROM_ACCEPTED}."
+        )
+    source = source.resolve()
+    own = Path(config.run.output_dir).expanduser().resolve()
+    if source == own or own in source.parents:
+        raise ValueError(
+            f"{flag} is inside this run's --run.output-dir {config.run.output_dir}: a new run "
+            "cannot start from its own weights; choose another --run.output-dir (or pass "
+            "--run.resume without --run.init-from to continue that run)."
+        )
+    meta = _read_json(policy_dir / POLICY_CONFIG_FILE)
+    saved = meta.get("config") if isinstance(meta, dict) else None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{flag}: {policy_dir / POLICY_CONFIG_FILE} holds no policy config.")
+
+    wanted = config.policy
+    head, size = saved.get("head", "score"), saved.get("num_actions", BABYAI_ACTIONS)
+    if head == "action_head" and size != config.env.num_actions:
+        fix = (
+            f"train with --env.extra-actions {size - BABYAI_ACTIONS} as it was, or start from "
+            if isinstance(size, int) and size >= BABYAI_ACTIONS
+            else "start from "
+        )
+        raise ValueError(
+            f"{flag}: its action head outputs {size} logits, but this run's env offers "
+            f"{config.env.num_actions} actions ({BABYAI_ACTIONS} + --env.extra-actions "
+            f"{config.env.extra_actions}): {fix}a policy made for {config.env.num_actions} actions."
+        )
+    names = list(_WEIGHT_FIELDS)
+    if "lora" in (saved.get("finetune"), wanted.finetune):
+        names += _LORA_FIELDS
+    if head != "action_head" and wanted.head != "action_head":
+        names.remove("num_actions")  # only the action head has a size
+    differences = []
+    for name in names:
+        value, now = saved.get(name), getattr(wanted, name)
+        value = tuple(value) if isinstance(value, list) else value
+        if value != now and not (name == "model" and _same_path(value, now)):
+            differences.append(
+                f"--policy.{name.replace('_', '-')}: {path} has {value!r}, this run {now!r}"
+            )
+    if differences:
+        raise ValueError(
+            f"{flag}: the saved policy is not the one this run's options describe:\n  - "
+            + "\n  - ".join(differences)
+            + "\nPass the --policy.* options it was saved with, so that the run's config "
+            "describes the weights it trains."
+        )
+    overrides = {name: getattr(wanted, name) for name in _RUN_TIME_FIELDS}
+    overrides["device"] = distributed.get().policy_device(wanted.device)
+    policy = LLMPolicy.from_pretrained(policy_dir, **overrides)
+    config.run.init_from = str(source)
+    return policy

@@ -2,6 +2,7 @@
 
 ppo-grounding train [--preset offline|paper] [--ppo.learning-rate 1e-4 ...]
 ppo-grounding clone --warm-start.demo-frames 20000 --run.output-dir runs/cloned
+ppo-grounding train --run.init-from runs/cloned --run.output-dir runs/cloned-ppo
 ppo-grounding evaluate --checkpoint runs/quickstart/checkpoints/update_000060 --episodes 200
 ppo-grounding evaluate --checkpoint runs/quickstart --suite generalisation --out results/
 ppo-grounding replay --checkpoint runs/quickstart --episodes 3 --out replays/
@@ -40,8 +41,8 @@ class EvaluateArgs:
     """Also evaluate a uniformly random agent on the same seeds."""
     num_observations: int | None = None
     """Observations kept in the prompt (default: the run's; 1 for an untrained model)."""
-    extra_actions: int = 0
-    """Also offer the first N useless phrases (sleep, dance, sing, ...; evaluate.EXTRA_ACTION_PHRASES), executed as no-ops: the action-space experiment."""
+    extra_actions: int | None = None
+    """Also offer the first N useless phrases (sleep, dance, sing, ...; evaluate.EXTRA_ACTION_PHRASES), executed as no-ops: the action-space experiment (default: the run's --env.extra-actions; 0 for an untrained model or a bare policy directory)."""
     suite: Literal["generalisation"] | None = None
     """Run a suite of tests instead of one evaluation: "generalisation" (the paper's tests)."""
     suite_tests: str | None = None
@@ -72,8 +73,8 @@ class ReplayArgs:
     """Stop each replay after this many steps (default: the whole episode)."""
     fps: float = 2.0
     """Frames per second of the GIFs."""
-    extra_actions: int = 0
-    """Also offer the first N useless phrases (sleep, dance, sing, ...; evaluate.EXTRA_ACTION_PHRASES), executed as no-ops: the action-space experiment."""
+    extra_actions: int | None = None
+    """Also offer the first N useless phrases (sleep, dance, sing, ...; evaluate.EXTRA_ACTION_PHRASES), executed as no-ops: the action-space experiment (default: the run's --env.extra-actions; 0 for an untrained model or a bare policy directory)."""
     num_observations: int | None = None
     """Observations kept in the prompt (default: the run's; 1 for an untrained model)."""
 
@@ -102,6 +103,8 @@ def _train_config(argv: list[str], command: str, description: str) -> TrainConfi
         prog=f"ppo-grounding {command}",
         description=f"{description} (preset: {preset}; --preset offline|paper picks the defaults).",
     )
+    if config.policy.head == "action_head" and not _given(argv, "--policy.num-actions"):
+        config.policy.num_actions = config.env.num_actions  # one logit per action of the env
     from .distributed import check_sizes, launched_world_size
 
     try:
@@ -110,6 +113,12 @@ def _train_config(argv: list[str], command: str, description: str) -> TrainConfi
     except ValueError as error:
         raise SystemExit(str(error)) from None
     return config
+
+
+def _given(argv: list[str], option: str) -> bool:
+    """`option` (either spelling, hyphens or underscores; `--opt V` or `--opt=V`) is in argv."""
+    spellings = {option, option.replace("-", "_").replace("__", "--", 1)}
+    return any(arg.split("=", 1)[0] in spellings for arg in argv)
 
 
 def clone(argv: list[str]) -> None:
@@ -125,6 +134,11 @@ def clone(argv: list[str]) -> None:
             "ppo-grounding clone: pass --warm-start.demo-frames N (expert steps to imitate, "
             "e.g. 20000)."
         )
+    if config.run.init_from is not None:
+        raise SystemExit(
+            "ppo-grounding clone: --run.init-from is for `train` (clone starts from a fresh "
+            "policy); drop it, or clone first and then `train --run.init-from` the clone."
+        )
     from .baselines import clone_expert
     from .run_lock import RunLockedError
 
@@ -135,7 +149,9 @@ def clone(argv: list[str]) -> None:
     _report(
         f"cloned the expert on {config.warm_start.demo_frames} steps: {checkpoint}\n"
         f"evaluate it: ppo-grounding evaluate --checkpoint {config.run.output_dir}\n"
-        "continue it with PPO: ppo-grounding train <the same options> --run.resume"
+        "continue it with PPO: ppo-grounding train <the same options> --run.resume\n"
+        f"or start a new PPO run from it: ppo-grounding train --run.init-from "
+        f"{config.run.output_dir} --run.output-dir <a new directory>"
     )
 
 
@@ -144,17 +160,21 @@ def train(argv: list[str]) -> None:
 
     from llm_policy import CheckpointCorruptError
 
+    from .checkpoint import load_init_policy
     from .finite import NonFiniteError
     from .run_lock import RunLockedError
     from .trainer import PPOTrainer
 
     try:
-        trainer = PPOTrainer(config)
+        policy = load_init_policy(config)  # --run.init-from: None without it, or on a resume
+        if policy is not None:
+            _report(f"starting from the weights in {config.run.init_from}")
+        trainer = PPOTrainer(config, policy=policy)
     except (OSError, RunLockedError, ValueError) as error:
         # a run directory in use or already used (FileExistsError), no checkpoint to resume
         # (FileNotFoundError), a damaged checkpoint (CheckpointCorruptError is a ValueError), a
-        # config that differs from the checkpoint's, a filesystem without locks: the message
-        # says what to do
+        # config that differs from the checkpoint's, a filesystem without locks, an init-from
+        # source that is missing or does not fit the run: the message says what to do
         raise SystemExit(f"ppo-grounding train: {error}") from None
     try:
         state = trainer.train()
@@ -197,9 +217,13 @@ def _latest_note(output_dir: str) -> str:
     return f"The last good checkpoint, {path}, is the run's latest."
 
 
-def _extra_actions(n: int, command: str) -> tuple[str, ...]:
+def _extra_actions(n: int | None, command: str, run_config: TrainConfig | None = None):
+    """The phrases of --extra-actions N; with N None, the run's env.extra_actions (checked the
+    same way: a saved config is data from whoever wrote it)."""
     from .evaluate import extra_action_phrases
 
+    if n is None:
+        n = 0 if run_config is None else run_config.env.extra_actions
     try:
         return extra_action_phrases(n)
     except ValueError as error:
@@ -245,13 +269,14 @@ def evaluate(argv: list[str]) -> None:
     from .evaluate import PolicyAgent, RandomAgent
     from .evaluate import evaluate as run_evaluation
 
-    extra_actions = _extra_actions(args.extra_actions, "evaluate")
+    _extra_actions(args.extra_actions, "evaluate")  # a bad count fails before the model loads
     if args.env_id is not None:
         try:
             _check_env_id_option(args.env_id)
         except ValueError as error:
             raise SystemExit(f"ppo-grounding evaluate: {error}") from None
     policy, run_config, _ = _load(args.checkpoint)
+    extra_actions = _extra_actions(args.extra_actions, "evaluate", run_config)
     env_id = args.env_id or run_config.env.env_id
     try:
         suite.check_env_id(env_id)
@@ -286,8 +311,9 @@ def generalisation_suite(args: EvaluateArgs) -> None:
             _check_env_id_option(args.env_id)
     except ValueError as error:
         raise SystemExit(f"ppo-grounding evaluate: {error}") from None
-    extra_actions = _extra_actions(args.extra_actions, "evaluate")
+    _extra_actions(args.extra_actions, "evaluate")
     policy, run_config, kind = _load(args.checkpoint)
+    extra_actions = _extra_actions(args.extra_actions, "evaluate", run_config)
     env_id = args.env_id or (run_config.env.env_id if kind == "trained" else suite.DEFAULT_ENV_ID)
     num_observations = args.num_observations or run_config.env.num_observations
     try:
@@ -335,8 +361,9 @@ def replay(argv: list[str]) -> None:
             _check_env_id_option(args.env_id)
     except ValueError as error:
         raise SystemExit(f"ppo-grounding replay: {error}") from None
-    extra_actions = _extra_actions(args.extra_actions, "replay")
+    _extra_actions(args.extra_actions, "replay")
     policy, run_config, kind = _load(args.checkpoint)
+    extra_actions = _extra_actions(args.extra_actions, "replay", run_config)
     test = suite.get_test(args.test, run_config.env.language)
     env_id = test.env_id or args.env_id
     env_id = env_id or (run_config.env.env_id if kind == "trained" else suite.DEFAULT_ENV_ID)

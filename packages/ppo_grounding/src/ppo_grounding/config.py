@@ -21,6 +21,10 @@ from llm_policy import PolicyConfig
 
 _Section = TypeVar("_Section")
 
+BABYAI_ACTIONS = 6
+"""The real actions of every BabyAI-Text env (turn left, turn right, go forward, pick up, drop,
+toggle, in any language or wording)."""
+
 
 def laptop_policy() -> PolicyConfig:
     """The default policy: the small offline decoder, fully fine-tuned, scores averaged per token."""
@@ -39,6 +43,13 @@ class EnvConfig:
     """Language of the observations, missions and action names."""
     num_observations: int = 1
     """Observations kept in the prompt (the current one and the previous ones; paper: 3)."""
+    extra_actions: int = 0
+    """N useless phrases offered after the real actions, executed as the env's no-op (0 to 10: sleep, dance, ...; evaluate.EXTRA_ACTION_PHRASES): the paper's action-space experiment."""
+
+    @property
+    def num_actions(self) -> int:
+        """Actions the env offers: BabyAI's BABYAI_ACTIONS plus the extra phrases."""
+        return BABYAI_ACTIONS + self.extra_actions
 
 
 @dataclass
@@ -111,6 +122,8 @@ class RunConfig:
     """Stop after the update that crosses this many minutes of training (> 0; None: train to total_frames)."""
     resume: bool = False
     """Continue the run from the latest checkpoint in output_dir."""
+    init_from: str | None = None
+    """Start this new run from these weights: a saved policy directory, a run directory (its latest checkpoint's policy, e.g. the output of `ppo-grounding clone`) or a checkpoint directory; counters and optimiser start fresh. Recorded in the run's config as the directory the weights were read from."""
     torch_threads: int | None = None
     """torch.set_num_threads for the run (>= 1; None: torch's default)."""
     progress: bool = True
@@ -336,10 +349,21 @@ class TrainConfig:
             errors.append(f"ppo.target_kl={p.target_kl}: use a positive value, or None to disable.")
         if p.weight_decay and p.optimizer != "adamw":
             errors.append(f"ppo.weight_decay={p.weight_decay} needs ppo.optimizer=adamw.")
-        if self.policy.head == "action_head" and self.policy.num_actions != 6:
+        from .evaluate import EXTRA_ACTION_PHRASES
+
+        extra = self.env.extra_actions
+        if not 0 <= extra <= len(EXTRA_ACTION_PHRASES):
             errors.append(
-                f"policy.num_actions={self.policy.num_actions}: BabyAI-Text envs have 6 actions; "
-                "set policy.num_actions=6 for the action head."
+                f"env.extra_actions={extra}: --env.extra-actions takes 0 to "
+                f"{len(EXTRA_ACTION_PHRASES)} (the useless phrases, in order: "
+                f"{', '.join(EXTRA_ACTION_PHRASES)})."
+            )
+        elif self.policy.head == "action_head" and self.policy.num_actions != self.env.num_actions:
+            errors.append(
+                f"policy.num_actions={self.policy.num_actions}: the env offers "
+                f"{self.env.num_actions} actions ({BABYAI_ACTIONS} + env.extra_actions={extra}); "
+                f"set policy.num_actions={self.env.num_actions} for the action head (the "
+                "command line does so unless --policy.num-actions is given)."
             )
         w = self.warm_start
         if w.demo_frames < 0:
@@ -355,6 +379,11 @@ class TrainConfig:
             errors.append(f"run.checkpoint_every={r.checkpoint_every}: use 0 or more.")
         if r.max_minutes is not None and r.max_minutes <= 0:
             errors.append(f"run.max_minutes={r.max_minutes}: use a positive number, or None.")
+        if r.init_from is not None and not r.init_from.strip():
+            errors.append(
+                "run.init_from is empty: pass --run.init-from PATH (a policy, run or checkpoint "
+                "directory), or leave it out to start from a fresh policy."
+            )
         if r.torch_threads is not None and r.torch_threads < 1:
             errors.append(f"run.torch_threads={r.torch_threads}: use at least 1, or None.")
         if not 0 <= r.seed <= 2**32 - 1 - max(self.env.num_envs, 0):

@@ -15,8 +15,10 @@ so `evaluate`/`load_policy` read it like any run, and PPO can continue it:
   `--warm-start.demo-frames`; the saved run.max_minutes may change on resume, like
   ppo.total_frames; the warm start is not repeated because the checkpoint records its
   demo_frames);
-- a new run from the cloned policy: `PPOTrainer(config, policy=LLMPolicy.from_pretrained(
-  checkpoint / "policy"))`.
+- a new run from the cloned policy, with fresh counters and optimiser in another directory:
+  `ppo-grounding train --run.init-from <output_dir> --run.output-dir NEW`, or
+  `PPOTrainer(config, policy=checkpoint.load_init_policy(config))` with
+  `config.run.init_from = <output_dir>`.
 """
 
 from __future__ import annotations
@@ -62,6 +64,11 @@ def clone_expert(
         )
     if config.run.resume:
         raise ValueError("run.resume: clone_expert starts a new run; pass run.resume=False.")
+    if config.run.init_from is not None:
+        raise ValueError(
+            "run.init_from: clone_expert starts from a fresh policy; pass run.init_from=None "
+            "(and start a PPO run from the clone with run.init_from instead)."
+        )
     # stop before the first PPO update, right after the warm start
     config.run.max_minutes = CLONE_ONLY_MINUTES
     trainer = PPOTrainer(config)
