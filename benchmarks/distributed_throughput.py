@@ -13,6 +13,11 @@ BabyAI-Text-GoToLocal-v0, with the same seed:
 Frames/s is counted over the updates after the warm-up ones, from the run's own metrics.jsonl
 (time/elapsed_s: rollout + update, checkpoints excluded). The ratio is printed. Run it alone on
 the machine: with 2 cores, anything else running changes both figures.
+
+A third run gives the ceiling of any data-parallel scheme on this machine: 2 independent
+single-thread processes started together, each with one process's share (8 envs, minibatches of
+64), with no communication at all; their frames/s summed is what DDP would reach if gradient
+averaging and waiting for the slower process cost nothing. `--no-ceiling` skips it.
 """
 
 from __future__ import annotations
@@ -47,15 +52,24 @@ class Args:
     """Processes of the data-parallel run (1 thread each); the single run gets as many threads."""
     timeout_s: float = 3600
     """Give up on a run after this long."""
+    ceiling: bool = True
+    """Also run N independent 1-thread processes at once, each with one process's share."""
 
 
-def train_command(args: Args, output_dir: Path, threads: int, batch: int) -> list[str]:
+def train_command(
+    args: Args, output_dir: Path, threads: int, batch: int, share: int = 1
+) -> list[str]:
+    """The train options; `share` > 1 divides the global sizes as one of `share` processes of a
+    launched run would see them (for the independent runs of the ceiling)."""
+    preset = offline_preset()
+    num_envs = args.num_envs or preset.env.num_envs
+    minibatch = args.minibatch_size or preset.ppo.minibatch_size
     options = [
         "train",
         "--env.env-id",
         args.env_id,
         "--ppo.total-frames",
-        str(batch * (args.warmup_updates + args.updates)),
+        str(batch * (args.warmup_updates + args.updates) // share),
         "--run.output-dir",
         str(output_dir),
         "--run.torch-threads",
@@ -66,9 +80,9 @@ def train_command(args: Args, output_dir: Path, threads: int, batch: int) -> lis
         "--run.no-tensorboard",
     ]
     for flag, value in (
-        ("--env.num-envs", args.num_envs),
+        ("--env.num-envs", num_envs // share),
         ("--ppo.num-steps", args.num_steps),
-        ("--ppo.minibatch-size", args.minibatch_size),
+        ("--ppo.minibatch-size", minibatch // share),
     ):
         if value is not None:
             options += [flag, str(value)]
@@ -86,11 +100,17 @@ def frames_per_second(output_dir: Path, warmup_updates: int) -> float:
     )
 
 
-def run(command: list[str], threads: int, timeout_s: float) -> None:
+def run(commands: list[list[str]], threads: int, timeout_s: float) -> None:
+    """Runs the commands at the same time and waits for all of them."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s)
-    if done.returncode:
-        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
+    running = [
+        subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for c in commands
+    ]
+    for command, process in zip(commands, running, strict=True):
+        stdout, stderr = process.communicate(timeout=timeout_s)
+        if process.returncode:
+            raise SystemExit(f"{' '.join(command)} failed:\n{stdout}\n{stderr}")
 
 
 def main(args: Args) -> None:
@@ -103,19 +123,30 @@ def main(args: Args) -> None:
         cli = [sys.executable, "-m", "ppo_grounding.cli"]
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
         print(f"{args.env_id}, offline preset, global batch {batch}, {args.updates} timed updates")
-        run(cli + train_command(args, single, n, batch), n, args.timeout_s)
+        run([cli + train_command(args, single, n, batch)], n, args.timeout_s)
         one = frames_per_second(single, args.warmup_updates)
         print(f"  1 process  x {n} threads: {one:8.1f} frames/s")
         run(
-            launcher
-            + ["--nproc_per_node", str(n), "-m", "ppo_grounding.cli"]
-            + train_command(args, parallel, 1, batch),
+            [
+                launcher
+                + ["--nproc_per_node", str(n), "-m", "ppo_grounding.cli"]
+                + train_command(args, parallel, 1, batch)
+            ],
             1,
             args.timeout_s,
         )
         many = frames_per_second(parallel, args.warmup_updates)
-        print(f"  {n} processes x 1 thread:  {many:8.1f} frames/s")
+        print(f"  {n} processes x 1 thread:  {many:8.1f} frames/s (DDP)")
         print(f"  ratio: {many / one:.2f}x (goal >= 1.5x on 2 idle cores)")
+        if args.ceiling:
+            alone = [Path(tmp) / f"alone-{i}" for i in range(n)]
+            run([cli + train_command(args, d, 1, batch, share=n) for d in alone], 1, args.timeout_s)
+            ceiling = sum(frames_per_second(d, args.warmup_updates) for d in alone)
+            print(
+                f"  ceiling: {n} independent 1-thread processes at once, one share each, no "
+                f"communication: {ceiling:8.1f} frames/s = {ceiling / one:.2f}x; DDP reaches "
+                f"{many / ceiling:.0%} of it"
+            )
 
 
 if __name__ == "__main__":
