@@ -25,7 +25,6 @@ from ppo_grounding import (
     PPOTrainer,
     TrainConfig,
     evaluate,
-    load_init_policy,
     offline_preset,
 )
 from ppo_grounding.baselines import clone_expert
@@ -62,7 +61,7 @@ def main(args: Args) -> None:
     config.run.output_dir = f"{base}/ppo"
     config.run.init_from = f"{base}/clone"  # a run directory: its latest checkpoint
     print(f"PPO for {config.ppo.total_frames} frames from {cloned}")
-    trainer = PPOTrainer(config, policy=load_init_policy(config))
+    trainer = PPOTrainer(config)  # loads the clone's weights (run.init_from)
     trainer.train()
 
     common = dict(

@@ -129,3 +129,16 @@ def test_clone_then_train_starts_ppo_from_the_clone(tmp_path, monkeypatch, capsy
     assert "cloned " in text and "cloned + PPO" in text and "success" in text
     saved = json.loads((out / "ppo" / "config.json").read_text())
     assert saved["run"]["init_from"].endswith("clone/checkpoints/update_000000")
+
+
+@pytest.mark.slow
+def test_baselines_example_trains_both_and_compares_every_agent(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "baselines"
+    run_example(
+        "baselines.py",
+        [*TINY_TRAIN, "--train.run.output-dir", str(out), "--eval-episodes", "2"],
+        monkeypatch,
+    )
+    text = capsys.readouterr().out
+    for name in ("symbolic PPO", "DRRN", "random", "forward unless blocked", "expert"):
+        assert f"\n{name} " in text

@@ -105,6 +105,23 @@ def test_a_checkpoint_or_a_policy_directory_is_accepted_too(tmp_path, cloned, at
         assert saved["run"]["init_from"] == str(source.resolve())
 
 
+@pytest.mark.slow
+def test_the_python_api_reads_init_from_as_the_command_does(tmp_path, cloned, at_start):
+    """PPOTrainer(config) with run.init_from set and no policy loads the source's weights."""
+    from ppo_grounding.cli import _train_config
+
+    source = latest_checkpoint(cloned)
+    expected = _weights(LLMPolicy.from_pretrained(source / "policy"))
+    config = _train_config([*TINY, "--run.output-dir", str(tmp_path / "api")], "train", "Train")
+    config.run.init_from = str(cloned)
+    trainer = PPOTrainer(config)
+    assert all(torch.equal(_weights(trainer.policy)[k], expected[k]) for k in expected)
+    assert config.run.init_from == str(source.resolve())  # recorded as the command records it
+    trainer.train()
+    saved = json.loads((tmp_path / "api" / "config.json").read_text())
+    assert saved["run"]["init_from"] == str(source.resolve())
+
+
 def test_a_missing_or_wrong_source_is_refused_naming_the_flag(tmp_path, at_start):
     run = ["--run.output-dir", str(tmp_path / "run")]
     missing = tmp_path / "nowhere"

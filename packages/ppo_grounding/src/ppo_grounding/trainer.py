@@ -57,6 +57,7 @@ from .buffer import Batch, Rollout
 from .checkpoint import (
     TrainerState,
     checkpoint_dir,
+    load_init_policy,
     load_training_state,
     resume_point,
     save_checkpoint,
@@ -87,7 +88,8 @@ def seed_everything(seed: int) -> None:
 
 
 class PPOTrainer:
-    """Trains `policy` (built from config.policy when not given) with PPO in config.env."""
+    """Trains `policy` (when not given: the weights of config.run.init_from, else a fresh policy
+    built from config.policy) with PPO in config.env."""
 
     def __init__(self, config: TrainConfig, policy: LLMPolicy | None = None) -> None:
         config.validate()
@@ -115,7 +117,10 @@ class PPOTrainer:
                 overrides = {"device": device} if dist.enabled else {}
                 policy = LLMPolicy.from_pretrained(resume_from / "policy", **overrides)
             elif policy is None:
-                policy = LLMPolicy(dataclasses.replace(config.policy, device=device))
+                # run.init_from: the weights a new run starts from (checkpoint.load_init_policy)
+                policy = load_init_policy(config) or LLMPolicy(
+                    dataclasses.replace(config.policy, device=device)
+                )
         self.policy = policy
         """The plain policy: rollouts, values and checkpoints."""
         self.model = dist.prepare(policy)

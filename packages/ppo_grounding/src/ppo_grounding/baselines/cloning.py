@@ -17,8 +17,7 @@ so `evaluate`/`load_policy` read it like any run, and PPO can continue it:
   demo_frames);
 - a new run from the cloned policy, with fresh counters and optimiser in another directory:
   `ppo-grounding train --run.init-from <output_dir> --run.output-dir NEW`, or
-  `PPOTrainer(config, policy=checkpoint.load_init_policy(config))` with
-  `config.run.init_from = <output_dir>`.
+  `PPOTrainer(config)` with `config.run.init_from = <output_dir>`.
 """
 
 from __future__ import annotations
