@@ -388,10 +388,10 @@ def test_evaluate_on_a_bare_policy_directory_says_what_it_assumed(trained_run, t
 @pytest.mark.slow
 # ------------------------------------------------------------------------------------- NaN/inf
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    from ppo_grounding import trainer as trainer_module
+    from ppo_grounding import update as update_module
 
     trainer = PPOTrainer(tiny_config(tmp_path / "run", total_frames=48))
-    real_loss = trainer_module.ppo_loss
+    real_loss = update_module.ppo_loss
 
     def poisoned(*args, **kwargs):
         out = real_loss(*args, **kwargs)
@@ -399,7 +399,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, m
             out.loss = out.loss * math.nan
         return out
 
-    monkeypatch.setattr(trainer_module, "ppo_loss", poisoned)
+    monkeypatch.setattr(update_module, "ppo_loss", poisoned)
     before = [p.detach().clone() for p in trainer.policy.trainable_parameters()]
     with pytest.raises(NonFiniteError, match=r"update 2: non-finite loss \(nan\)") as error:
         trainer.train()
