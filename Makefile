@@ -6,8 +6,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # torch is pinned here, not in package metadata: 2.13.0 is the CPU wheel this machine serves.
 TORCH  ?= torch==2.13.0
-# ppo-grounding with its [plot] extra (matplotlib, for the learning-curve PNG).
-PACKAGES := packages/babyai_text packages/llm_policy "packages/ppo_grounding[plot]"
+# ppo-grounding with its extras: [plot] (matplotlib: learning curves, replay frames) and
+# [video] (imageio-ffmpeg: MP4 replays).
+PACKAGES := packages/babyai_text packages/llm_policy "packages/ppo_grounding[plot,video]"
 
 .PHONY: setup quickstart test lint clean
 setup: $(VENV)/.installed

@@ -1,11 +1,13 @@
-"""Watch a policy act before trusting its numbers: one animated GIF per episode, with the room,
-the prompt the policy read, its probability of each action and the reward at every step.
+"""Watch a policy act before trusting its numbers: one animated GIF (or MP4) per episode, with
+the room, the prompt the policy read, its probability of each action and the reward at every step.
 
     python examples/replay.py runs/my-run --episodes 3
+    python examples/replay.py runs/my-run --format mp4   # needs pip install 'ppo-grounding[video]'
     python examples/replay.py offline-gpt2 --test invented_nouns --max-steps 20   # zero-shot
 """
 
 from dataclasses import dataclass
+from typing import Literal
 
 import tyro
 from ppo_grounding.evaluate import load_policy
@@ -22,11 +24,13 @@ class Args:
     test: str | None = None
     """A generalisation test to replay under (its env, words, action names, language)."""
     episodes: int = 3
-    """Episodes, one GIF each."""
+    """Episodes, one file each."""
     max_steps: int | None = None
     """Cut each replay after this many steps."""
     out: str = "replays"
-    """Directory for the GIFs."""
+    """Directory for the files."""
+    format: Literal["gif", "mp4"] = "gif"
+    """Animated GIF, or MP4 (needs the ppo-grounding[video] extra)."""
 
 
 def main(args: Args) -> None:
@@ -42,6 +46,7 @@ def main(args: Args) -> None:
         episodes=args.episodes,
         num_observations=config.env.num_observations,
         max_steps=args.max_steps,
+        video_format=args.format,
         title=f"{args.model}, {args.test or 'no test'}",
         **test.evaluate_kwargs(),
     ):

@@ -1,5 +1,5 @@
 """Episode replays: the steps recorded are the episode played, and the files are valid animated
-GIFs with one frame per step plus the end state."""
+GIFs (or MP4 videos) with one frame per step plus the end state."""
 
 import csv
 import re
@@ -14,7 +14,7 @@ from llm_policy import LLMPolicy, PolicyConfig, build_prompt
 from PIL import Image
 from ppo_grounding.cli import main
 from ppo_grounding.evaluate import make_env
-from ppo_grounding.replay import play_episode, render_episode, replay, write_gif
+from ppo_grounding.replay import play_episode, render_episode, replay, write_gif, write_mp4
 from ppo_grounding.substitutions import NEW_NOUNS, SubstituteWords
 
 ENV = "BabyAI-Text-GoToRedBallNoDists-v0"
@@ -37,6 +37,16 @@ def gif_frames(path):
     with Image.open(path) as image:
         assert image.format == "GIF" and image.info.get("loop") == 0
         return image.n_frames, image.size
+
+
+def mp4_frames(path):
+    """(frame count, (width, height)) of a video, as ffmpeg decodes it."""
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    assert meta["codec"].startswith("h264")
+    return sum(1 for _ in reader), tuple(meta["size"])
 
 
 def test_a_whole_episode_becomes_one_frame_per_step_and_an_end_frame(tmp_path):
@@ -140,3 +150,44 @@ def test_replay_charts_the_extra_actions_too():
     assert episode.action_names == [*babyai_text.ACTION_NAMES["en"], "sleep", "dance"]
     assert all(step.probs.shape == (8,) for step in episode.steps)
     assert len(render_episode(episode)) == 3
+
+
+def test_an_mp4_holds_one_video_frame_per_frame_and_pads_odd_sizes(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (33, 50, 3), dtype=np.uint8) for _ in range(5)]
+    path = write_mp4(frames, tmp_path / "episode.mp4", fps=4)
+    assert mp4_frames(path) == (5, (50, 34))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["episode.mp4"]
+
+
+def test_a_failed_mp4_write_leaves_no_file_behind(tmp_path):
+    good = np.zeros((32, 48, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"every frame must be uint8 of shape \(32, 48, 3\)"):
+        write_mp4([good, good[:16]], tmp_path / "episode.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mp4_without_imageio_ffmpeg_is_refused_with_the_install_command(tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "imageio_ffmpeg", None)
+    with pytest.raises(ImportError, match=r"pip install 'ppo-grounding\[video\]'"):
+        write_mp4([np.zeros((8, 8, 3), np.uint8)], tmp_path / "episode.mp4")
+    with pytest.raises(SystemExit, match=r"ppo-grounding replay: .*ppo-grounding\[video\]"):
+        main(["replay", "--checkpoint", str(tmp_path / "no-such-run"), "--format", "mp4"])
+    with pytest.raises(ValueError, match="video_format='webm': choose from gif, mp4"):
+        replay(None, ENV, tmp_path, video_format="webm")
+
+
+def test_cli_replay_writes_mp4s(tmp_path, capsys):
+    out = tmp_path / "replays"
+    main(["replay", "--checkpoint", "offline-gpt2", "--env-id", ENV, "--format", "mp4",
+          "--episodes", "2", "--max-steps", "3", "--out", str(out)])  # fmt: skip
+    videos = sorted(out.glob("*.mp4"))
+    assert [v.name for v in videos] == [
+        "episode_000_seed_1000000.mp4",
+        "episode_001_seed_1000001.mp4",
+    ]
+    assert [mp4_frames(v)[0] for v in videos] == [4, 4]
+    rows = list(csv.DictReader(open(out / "episodes.csv")))
+    assert [r["file"] for r in rows] == [v.name for v in videos]
+    assert sorted(p.name for p in out.iterdir()) == [*(v.name for v in videos), "episodes.csv"]
+    assert f"wrote {videos[0]}" in capsys.readouterr().out

@@ -60,9 +60,11 @@ class ReplayArgs:
     env_id: str | None = None
     """Environment (default: the one the run trained in, else BabyAI-Text-MixedTrainLocal-v0)."""
     episodes: int = 3
-    """Episodes to replay, one GIF each."""
+    """Episodes to replay, one file each."""
     out: str = "replays"
-    """Directory for the GIFs and episodes.csv."""
+    """Directory for the episode files and episodes.csv."""
+    format: Literal["gif", "mp4"] = "gif"
+    """File format of each episode: an animated GIF, or an H.264 MP4 (needs pip install 'ppo-grounding[video]')."""
     test: str | None = None
     """Replay under a generalisation test (its env, language, action names, word map), e.g. new_nouns."""
     seed_offset: int = EVAL_SEED_OFFSET
@@ -72,7 +74,7 @@ class ReplayArgs:
     max_steps: int | None = None
     """Stop each replay after this many steps (default: the whole episode)."""
     fps: float = 2.0
-    """Frames per second of the GIFs."""
+    """Frames per second of the GIFs or videos."""
     extra_actions: int | None = None
     """Also offer the first N useless phrases (sleep, dance, sing, ...; evaluate.EXTRA_ACTION_PHRASES), executed as no-ops: the action-space experiment (default: the run's --env.extra-actions; 0 for an untrained model or a bare policy directory)."""
     num_observations: int | None = None
@@ -354,12 +356,15 @@ def replay(argv: list[str]) -> None:
     _check_counts(args, "replay")
     from . import suite
     from .replay import replay as write_replays
+    from .replay import require_ffmpeg
 
     try:
+        if args.format == "mp4":
+            require_ffmpeg()
         test = suite.get_test(args.test or "baseline")
         if args.env_id is not None:
             _check_env_id_option(args.env_id)
-    except ValueError as error:
+    except (ValueError, ImportError) as error:
         raise SystemExit(f"ppo-grounding replay: {error}") from None
     _extra_actions(args.extra_actions, "replay")
     policy, run_config, kind = _load(args.checkpoint)
@@ -382,6 +387,7 @@ def replay(argv: list[str]) -> None:
         max_steps=args.max_steps,
         extra_actions=extra_actions,
         fps=args.fps,
+        video_format=args.format,
         title=args.checkpoint if args.test is None else f"{args.checkpoint}, test {test.name}",
         progress=True,
         **test.evaluate_kwargs(),

@@ -1,19 +1,24 @@
-"""Episode replays: what the policy saw, what it preferred and what it did, step by step, as GIFs.
+"""Episode replays: what the policy saw, what it preferred and what it did, step by step, as
+animated GIFs or MP4 videos.
 
     ppo-grounding replay --checkpoint runs/my-run --env-id BabyAI-Text-GoToLocal-v0 \\
-        --episodes 3 --out replays/
+        --episodes 3 --out replays/ [--format mp4]
 
-Each episode becomes `<out>/episode_<k>_seed_<seed>.gif`: one frame per step, with minigrid's
+Each episode becomes `<out>/episode_<k>_seed_<seed>.gif` (or `.mp4`): one frame per step, with minigrid's
 picture of the room (the agent is the red triangle, its view highlighted), the prompt the
 policy read, and a bar chart of the policy's probability of each action phrase with the chosen
 one highlighted, the step's reward and the return so far; then a last frame with the end state
 and the outcome. `<out>/episodes.csv` lists seed, success, return, length and file of each.
 The episodes are those of `evaluate` (seeds seed_offset + k), played one at a time.
+MP4 needs the `video` extra (imageio-ffmpeg, which ships its own ffmpeg): pip install
+"ppo-grounding[video]". Each file is written beside its final name and renamed into place, so an
+interrupted replay leaves complete files only.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +32,19 @@ from llm_policy import PromptTemplate
 from .evaluate import EVAL_SEED_OFFSET, make_env
 from .history import EpisodeHistory, sentences_of
 
-__all__ = ["EpisodeReplay", "ReplayStep", "play_episode", "render_episode", "replay", "write_gif"]
+__all__ = [
+    "VIDEO_FORMATS",
+    "EpisodeReplay",
+    "ReplayStep",
+    "play_episode",
+    "render_episode",
+    "replay",
+    "require_ffmpeg",
+    "write_gif",
+    "write_mp4",
+]
+
+VIDEO_FORMATS = ("gif", "mp4")
 
 
 @dataclass
@@ -182,6 +199,11 @@ def render_episode(
     return frames
 
 
+def _partial(path: Path) -> Path:
+    """Where a file is written before it is renamed to `path` (same folder, same suffix)."""
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
 def write_gif(frames: Sequence[np.ndarray], path: str | Path, *, fps: float = 2.0) -> Path:
     """An animated GIF that loops, one `frames` entry per GIF frame."""
     from PIL import Image
@@ -190,14 +212,68 @@ def write_gif(frames: Sequence[np.ndarray], path: str | Path, *, fps: float = 2.
         raise ValueError("write_gif needs at least one frame")
     images = [Image.fromarray(f) for f in frames]
     path = Path(path)
-    images[0].save(
-        path,
-        save_all=True,
-        append_images=images[1:],
-        duration=int(1000 / fps),
-        loop=0,
-        optimize=False,
+    partial = _partial(path)
+    try:
+        images[0].save(
+            partial,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=int(1000 / fps),
+            loop=0,
+            optimize=False,
+        )
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, path)
+    return path
+
+
+def require_ffmpeg():
+    """imageio_ffmpeg, or an ImportError that says how to install it."""
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise ImportError(
+            "MP4 replays need imageio-ffmpeg: pip install 'ppo-grounding[video]' "
+            "(or write GIFs, the default format)"
+        ) from None
+    return imageio_ffmpeg
+
+
+def write_mp4(frames: Sequence[np.ndarray], path: str | Path, *, fps: float = 2.0) -> Path:
+    """An H.264 MP4 (yuv420p, which every player reads), one `frames` entry per video frame.
+    Odd frame sizes are padded with white to even ones, as yuv420p needs."""
+    imageio_ffmpeg = require_ffmpeg()
+    if not frames:
+        raise ValueError("write_mp4 needs at least one frame")
+    height, width = frames[0].shape[:2]
+    pad = ((0, height % 2), (0, width % 2), (0, 0))
+    path = Path(path)
+    partial = _partial(path)
+    writer = imageio_ffmpeg.write_frames(
+        str(partial),
+        (width + width % 2, height + height % 2),
+        fps=fps,
+        codec="libx264",
+        macro_block_size=1,
     )
+    try:
+        writer.send(None)  # starts ffmpeg
+        for frame in frames:
+            if frame.shape != frames[0].shape or frame.dtype != np.uint8:
+                raise ValueError(
+                    f"write_mp4: every frame must be uint8 of shape {frames[0].shape}, "
+                    f"got {frame.dtype} {frame.shape}"
+                )
+            writer.send(np.ascontiguousarray(np.pad(frame, pad, constant_values=255)))
+        writer.close()  # waits for ffmpeg to finish the file
+    except BaseException:
+        writer.close()
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, path)
     return path
 
 
@@ -217,11 +293,18 @@ def replay(
     greedy: bool = False,
     max_steps: int | None = None,
     fps: float = 2.0,
+    video_format: str = "gif",
     title: str = "",
     progress: bool = False,
 ) -> list[Path]:
-    """Play `episodes` episodes (seeds seed_offset + k) and write one GIF each under `out`,
-    plus `episodes.csv`. The keywords are `evaluate`'s; returns the GIF paths."""
+    """Play `episodes` episodes (seeds seed_offset + k) and write one GIF (or MP4, with
+    video_format="mp4") each under `out`, plus `episodes.csv`. The other keywords are
+    `evaluate`'s; returns the paths of the files."""
+    if video_format not in VIDEO_FORMATS:
+        raise ValueError(f"video_format={video_format!r}: choose from {', '.join(VIDEO_FORMATS)}")
+    write = write_gif if video_format == "gif" else write_mp4
+    if video_format == "mp4":
+        require_ffmpeg()
     if episodes < 1:
         raise ValueError(f"episodes={episodes}: replay at least 1 episode.")
     if max_steps is not None and max_steps < 1:
@@ -255,9 +338,9 @@ def replay(
             max_steps=max_steps,
         )
         heading = f"{title + ' - ' if title else ''}{env_id}, episode {k} (seed {seed})"
-        path = write_gif(
+        path = write(
             render_episode(episode, title=heading),
-            out / f"episode_{k:03d}_seed_{seed}.gif",
+            out / f"episode_{k:03d}_seed_{seed}.{video_format}",
             fps=fps,
         )
         paths.append(path)
@@ -273,9 +356,11 @@ def replay(
             )
         )
     env.close()
-    with open(out / "episodes.csv", "w", newline="") as f:
+    partial = _partial(out / "episodes.csv")
+    with open(partial, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["episode", "seed", "ended", "success", "return", "steps", "file"])
         for k, seed, ended, success, ret, steps, name in summary:
             writer.writerow([k, seed, ended, success, f"{ret:.4f}", steps, name])
+    os.replace(partial, out / "episodes.csv")
     return paths
