@@ -11,14 +11,15 @@ one highlighted, the step's reward and the return so far; then a last frame with
 and the outcome. `<out>/episodes.csv` lists seed, success, return, length and file of each.
 The episodes are those of `evaluate` (seeds seed_offset + k), played one at a time.
 MP4 needs the `video` extra (imageio-ffmpeg, which ships its own ffmpeg): pip install
-"ppo-grounding[video]". Each file is written beside its final name and renamed into place, so an
+"ppo-grounding[video]". Every file is published atomically (llm_policy.atomic), so an
 interrupted replay leaves complete files only.
 """
 
 from __future__ import annotations
 
 import csv
-import os
+import io
+import tempfile
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from llm_policy import PromptTemplate
+from llm_policy.atomic import atomic_write_bytes, atomic_write_text
 
 from .evaluate import EVAL_SEED_OFFSET, make_env
 from .history import EpisodeHistory, sentences_of
@@ -199,11 +201,6 @@ def render_episode(
     return frames
 
 
-def _partial(path: Path) -> Path:
-    """Where a file is written before it is renamed to `path` (same folder, same suffix)."""
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
-
-
 def write_gif(frames: Sequence[np.ndarray], path: str | Path, *, fps: float = 2.0) -> Path:
     """An animated GIF that loops, one `frames` entry per GIF frame."""
     from PIL import Image
@@ -211,23 +208,18 @@ def write_gif(frames: Sequence[np.ndarray], path: str | Path, *, fps: float = 2.
     if not frames:
         raise ValueError("write_gif needs at least one frame")
     images = [Image.fromarray(f) for f in frames]
-    path = Path(path)
-    partial = _partial(path)
-    try:
-        images[0].save(
-            partial,
-            format="GIF",
-            save_all=True,
-            append_images=images[1:],
-            duration=int(1000 / fps),
-            loop=0,
-            optimize=False,
-        )
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    os.replace(partial, path)
-    return path
+    gif = io.BytesIO()
+    images[0].save(
+        gif,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=int(1000 / fps),
+        loop=0,
+        optimize=False,
+    )
+    atomic_write_bytes(path, gif.getvalue())
+    return Path(path)
 
 
 def require_ffmpeg():
@@ -251,29 +243,29 @@ def write_mp4(frames: Sequence[np.ndarray], path: str | Path, *, fps: float = 2.
     height, width = frames[0].shape[:2]
     pad = ((0, height % 2), (0, width % 2), (0, 0))
     path = Path(path)
-    partial = _partial(path)
-    writer = imageio_ffmpeg.write_frames(
-        str(partial),
-        (width + width % 2, height + height % 2),
-        fps=fps,
-        codec="libx264",
-        macro_block_size=1,
-    )
-    try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # ffmpeg writes a file by name: into a temporary folder beside `path`, removed on any error.
+    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
+        video = Path(tmp) / path.name
+        writer = imageio_ffmpeg.write_frames(
+            str(video),
+            (width + width % 2, height + height % 2),
+            fps=fps,
+            codec="libx264",
+            macro_block_size=1,
+        )
         writer.send(None)  # starts ffmpeg
-        for frame in frames:
-            if frame.shape != frames[0].shape or frame.dtype != np.uint8:
-                raise ValueError(
-                    f"write_mp4: every frame must be uint8 of shape {frames[0].shape}, "
-                    f"got {frame.dtype} {frame.shape}"
-                )
-            writer.send(np.ascontiguousarray(np.pad(frame, pad, constant_values=255)))
-        writer.close()  # waits for ffmpeg to finish the file
-    except BaseException:
-        writer.close()
-        partial.unlink(missing_ok=True)
-        raise
-    os.replace(partial, path)
+        try:
+            for frame in frames:
+                if frame.shape != frames[0].shape or frame.dtype != np.uint8:
+                    raise ValueError(
+                        f"write_mp4: every frame must be uint8 of shape {frames[0].shape}, "
+                        f"got {frame.dtype} {frame.shape}"
+                    )
+                writer.send(np.ascontiguousarray(np.pad(frame, pad, constant_values=255)))
+        finally:
+            writer.close()  # waits for ffmpeg to finish the file
+        atomic_write_bytes(path, video.read_bytes())
     return path
 
 
@@ -356,11 +348,10 @@ def replay(
             )
         )
     env.close()
-    partial = _partial(out / "episodes.csv")
-    with open(partial, "w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["episode", "seed", "ended", "success", "return", "steps", "file"])
-        for k, seed, ended, success, ret, steps, name in summary:
-            writer.writerow([k, seed, ended, success, f"{ret:.4f}", steps, name])
-    os.replace(partial, out / "episodes.csv")
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["episode", "seed", "ended", "success", "return", "steps", "file"])
+    for k, seed, ended, success, ret, steps, name in summary:
+        writer.writerow([k, seed, ended, success, f"{ret:.4f}", steps, name])
+    atomic_write_text(out / "episodes.csv", table.getvalue())
     return paths
