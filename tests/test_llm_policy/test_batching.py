@@ -8,7 +8,7 @@ from llm_policy import ENGLISH_ACTION_NAMES, ActionScorer, PromptTruncationWarni
 from llm_policy.batching import TokenizedBatch, UnknownWordWarning, length_groups
 from llm_policy.reference import naive_scores
 
-from .scoring_cases import CANDIDATES, finite_close, make_prompts
+from .scoring_cases import CANDIDATES, KINDS, finite_close, make_prompts
 
 
 def test_bad_input_is_explained(scorers):
@@ -132,3 +132,43 @@ def test_select_keeps_pairs_with_their_prompts(scorers):
     assert sub_batch.num_candidates == [3, 2] and sub_batch.pair_prompt == [0, 0, 0, 1, 1]
     assert [sub_batch.candidate_ids[k] for k in range(5)] == [batch.candidate_ids[n] for n in pairs]
     assert pairs == [14, 15, 16, 6, 7]  # CANDIDATES hold 6, 2, 6 and 3 candidates
+
+
+def test_candidates_that_tokenize_alike_warn_once_per_list(tiny_model_dir):
+    from llm_policy import IdenticalCandidatesWarning
+    from llm_policy.loading import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(tiny_model_dir("gpt2"))  # the offline word tokenizer
+    scorer = ActionScorer(model, tok)
+    prompt = ["Goal of the agent: go to the red ball\nAction 0:"]
+    # "sleep", "dance" and "sing" are not in the offline vocabulary: all three read as [UNK]
+    candidates = [["go forward", "sleep", "turn left", "dance", "sing"]]
+    with pytest.warns(IdenticalCandidatesWarning) as record:
+        batch = scorer.tokenize(prompt, candidates)
+    assert len(record) == 1
+    assert "'sleep' = 'dance' = 'sing'" in str(record[0].message)
+    assert record[0].filename == __file__  # the caller's line
+    assert batch.candidate_ids[1] == batch.candidate_ids[3] == batch.candidate_ids[4]
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("error", IdenticalCandidatesWarning)
+        scores = scorer.score(prompt * 2, candidates[0]).scores  # this list was checked: silent
+        scorer.score(prompt, [ENGLISH_ACTION_NAMES])  # distinct phrases: silent
+    assert scores[0, 1] == scores[0, 3] == scores[0, 4]  # the model cannot tell them apart
+    # the same phrases under different prompts, or alone, are no collision
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IdenticalCandidatesWarning)
+        scorer.tokenize(prompt * 2, [["sleep", "go forward"], ["dance", "go forward"]])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_tiny_models_tokenizer_reads_each_action_phrase_apart(scorers, kind):
+    """The fixture's tokenizer is the one the model loads with (transformers swaps in its own
+    class for some model types) and tells every action phrase of every language apart."""
+    from llm_policy import FRENCH_ACTION_NAMES, SYNONYM_ACTION_NAMES, IdenticalCandidatesWarning
+
+    scorer = scorers(kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IdenticalCandidatesWarning)
+        for names in (ENGLISH_ACTION_NAMES, FRENCH_ACTION_NAMES, SYNONYM_ACTION_NAMES):
+            batch = scorer.tokenize(make_prompts()[:1], [list(names)])
+            assert len({tuple(ids) for ids in batch.candidate_ids}) == len(names)

@@ -2,13 +2,25 @@
 
 Weights are scaled so that token log-probs look like a real model's (a few units to tens per
 action), not the hundreds that default random initialisations of the output layer give.
+
+Every kind uses the offline word tokenizer except "qwen2": transformers loads any qwen2
+directory's tokenizer as its own byte-level BPE `Qwen2Tokenizer`, whatever tokenizer.json holds,
+so that kind gets a small byte-level BPE trained on the same words (`byte_level_bpe_tokenizer`),
+as a real Qwen2 checkpoint has: multi-token words, a leading-space marker, no BOS.
 """
 
 import json
 from pathlib import Path
 
 import torch
-from llm_policy.offline import BOS_ID, EOS_ID, PAD_ID, build_word_tokenizer
+from llm_policy.offline import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    SPECIAL_TOKENS,
+    build_word_tokenizer,
+    vocabulary,
+)
 from safetensors.torch import save_file
 from transformers import (
     GPT2Config,
@@ -61,7 +73,8 @@ def _configs(kind: str, vocab: int):
             num_hidden_layers=2,
             num_attention_heads=4,
             num_key_value_heads=2,
-            max_position_embeddings=128,
+            # byte-level BPE prompts run about twice as long as word-level ones
+            max_position_embeddings=256 if kind == "qwen2" else 128,
             bos_token_id=BOS_ID,
             eos_token_id=EOS_ID,
             pad_token_id=PAD_ID,
@@ -109,8 +122,38 @@ def write_flan_t5_like(directory: Path, vocab: int, seed: int = 0) -> dict[str, 
     return state
 
 
+def byte_level_bpe_tokenizer(vocab_size: int = 800, model_max_length: int = 128):
+    """A GPT-2/Qwen2-style byte-level BPE over the offline vocabulary's words (deterministic; the
+    special tokens keep the ids 0-3 of the word tokenizer's)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    words = [w for w in vocabulary() if w not in SPECIAL_TOKENS]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator([" ".join(words), *words, *(f" {w}" for w in words)], trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        bos_token="[BOS]",
+        eos_token="[EOS]",
+        model_max_length=model_max_length,
+    )
+
+
 def build_tiny_model(kind: str, directory: Path, seed: int = 0) -> Path:
-    tokenizer = build_word_tokenizer(model_max_length=128)
+    if kind == "qwen2":
+        tokenizer = byte_level_bpe_tokenizer(model_max_length=256)
+    else:
+        tokenizer = build_word_tokenizer(model_max_length=128)
     vocab = len(tokenizer)
     if kind == "flan-t5":
         write_flan_t5_like(directory, vocab, seed)

@@ -23,7 +23,13 @@ from .prompt import (
     PromptTemplate,
     build_prompt,
 )
-from .scorer import ActionScorer, PromptTruncationWarning, ScoreOutput, UnknownWordWarning
+from .scorer import (
+    ActionScorer,
+    IdenticalCandidatesWarning,
+    PromptTruncationWarning,
+    ScoreOutput,
+    UnknownWordWarning,
+)
 from .value_head import ActionHead, ValueHead
 
 __version__ = "0.1.0"
@@ -39,6 +45,7 @@ __all__ = [
     "ActionHead",
     "ActionScorer",
     "CheckpointCorruptError",
+    "IdenticalCandidatesWarning",
     "LLMPolicy",
     "ManifestWarning",
     "OfflineModelSpec",

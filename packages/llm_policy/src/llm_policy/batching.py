@@ -50,6 +50,11 @@ class UnknownWordWarning(UserWarning):
     """A prompt or candidate holds a word that the tokenizer maps to its unknown token."""
 
 
+class IdenticalCandidatesWarning(UserWarning):
+    """Two different candidates of one prompt tokenize to the same ids: the model reads them
+    alike, so their scores can never differ."""
+
+
 @dataclass
 class TokenizedBatch:
     """Token ids of a scoring call, before padding. Pairs are ordered by prompt, then candidate."""
@@ -207,6 +212,7 @@ class PairTokenizer:
         self.warn_unknown_words = warn_unknown_words
         self._candidate_cache: dict[str, list[int]] = {}
         self._warned_words: set[str] = set()
+        self._checked_lists: set[tuple[str, ...]] = set()
 
     def tokenize(
         self,
@@ -254,6 +260,9 @@ class PairTokenizer:
                 lengths.append(len(ids))
             num_candidates.append(len(prompt_candidates))
             reserves.append(self._reserve(lengths))
+            self._check_distinct(
+                prompt_candidates, candidate_ids[len(candidate_ids) - len(lengths) :]
+            )
         prompt_ids, num_truncated = self.tokenize_prompts(prompts, reserves)
         return TokenizedBatch(
             prompt_ids=prompt_ids,
@@ -309,6 +318,29 @@ class PairTokenizer:
             if len(self._candidate_cache) < _CANDIDATE_CACHE_LIMIT:
                 self._candidate_cache[text] = ids
         return ids
+
+    def _check_distinct(self, candidates: Sequence[str], ids: list[list[int]]) -> None:
+        """One `IdenticalCandidatesWarning` per candidate list (per tokenizer) in which different
+        candidates share their token ids, e.g. "sleep" and "dance" both read as [UNK] by a word
+        tokenizer that does not know them."""
+        key = tuple(candidates)
+        if key in self._checked_lists:
+            return
+        if len(self._checked_lists) < _CANDIDATE_CACHE_LIMIT:
+            self._checked_lists.add(key)
+        by_ids: dict[tuple[int, ...], list[str]] = {}
+        for candidate, candidate_ids in zip(candidates, ids, strict=True):
+            by_ids.setdefault(tuple(candidate_ids), []).append(candidate)
+        alike = [group for group in by_ids.values() if len(group) > 1]
+        if alike:
+            groups = "; ".join(" = ".join(repr(c) for c in group) for group in alike)
+            warnings.warn(
+                f"candidates that tokenize to the same ids: {groups}. The model reads each group "
+                "alike and gives it one score, so the policy cannot prefer one of them over "
+                "another; use a tokenizer that knows these words, or other phrases",
+                IdenticalCandidatesWarning,
+                stacklevel=_stacklevel_outside_package(),
+            )
 
     def _warn_unknown_words(self, texts: Sequence[str], *, add_special_tokens: bool) -> None:
         """One `UnknownWordWarning` per word (per scorer) that becomes the unknown token: the

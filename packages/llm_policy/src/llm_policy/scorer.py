@@ -25,6 +25,7 @@ import torch
 
 from .batching import (
     NORMALIZATIONS,
+    IdenticalCandidatesWarning,
     PaddedBatch,
     PairTokenizer,
     PromptTruncationWarning,
@@ -52,6 +53,7 @@ __all__ = [
     "NORMALIZATIONS",
     "SCORING_METHODS",
     "ActionScorer",
+    "IdenticalCandidatesWarning",
     "PromptTruncationWarning",
     "ScoreOutput",
     "TokenizedBatch",
