@@ -20,6 +20,7 @@ from llm_policy.offline import (
     SPECIAL_TOKENS,
     build_word_tokenizer,
     vocabulary,
+    with_special_tokens,
 )
 from safetensors.torch import save_file
 from transformers import (
@@ -126,7 +127,6 @@ def byte_level_bpe_tokenizer(vocab_size: int = 800, model_max_length: int = 128)
     """A GPT-2/Qwen2-style byte-level BPE over the offline vocabulary's words (deterministic; the
     special tokens keep the ids 0-3 of the word tokenizer's)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     words = [w for w in vocabulary() if w not in SPECIAL_TOKENS]
     tok = Tokenizer(models.BPE())
@@ -139,14 +139,7 @@ def byte_level_bpe_tokenizer(vocab_size: int = 800, model_max_length: int = 128)
         show_progress=False,
     )
     tok.train_from_iterator([" ".join(words), *words, *(f" {w}" for w in words)], trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="[PAD]",
-        unk_token="[UNK]",
-        bos_token="[BOS]",
-        eos_token="[EOS]",
-        model_max_length=model_max_length,
-    )
+    return with_special_tokens(tok, model_max_length)
 
 
 def build_tiny_model(kind: str, directory: Path, seed: int = 0) -> Path:

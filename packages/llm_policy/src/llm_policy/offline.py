@@ -39,6 +39,7 @@ __all__ = [
     "cache_root",
     "offline_model_path",
     "vocabulary",
+    "with_special_tokens",
 ]
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[BOS]", "[EOS]")
@@ -141,7 +142,6 @@ def build_word_tokenizer(model_max_length: int = 1024):
     """A `transformers` fast tokenizer over `vocabulary()`: lower-cases, splits on whitespace and
     isolates every punctuation mark; unknown words map to [UNK]. It adds no special tokens."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
 
     vocab = {w: i for i, w in enumerate(vocabulary())}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
@@ -149,8 +149,16 @@ def build_word_tokenizer(model_max_length: int = 1024):
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation("isolated")]
     )
+    return with_special_tokens(tok, model_max_length)
+
+
+def with_special_tokens(tokenizer, model_max_length: int = 1024):
+    """A `tokenizers.Tokenizer` whose vocabulary starts with `SPECIAL_TOKENS`, as a `transformers`
+    fast tokenizer that knows them as its pad, unk, bos and eos tokens."""
+    from transformers import PreTrainedTokenizerFast
+
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
+        tokenizer_object=tokenizer,
         pad_token="[PAD]",
         unk_token="[UNK]",
         bos_token="[BOS]",
