@@ -237,10 +237,10 @@ def test_drrn_n_step_transitions_sum_rewards_and_stop_at_episode_ends():
 def test_symbolic_ppo_learns_go_to_red_ball_no_dists():
     # 120 updates of 16 envs x 32 steps; PPOConfig's settings except the small network's
     # learning rate and unscaled rewards (with x20 and the value clip of 0.2 its critic lags).
-    # The run is deterministic on one CPU, but float kernels differ between CPUs (AVX-512 vs
-    # AVX2) and so do the trajectories: on these 50 episodes seeds 1, 2 and 4 reach 0.86, 1.00
-    # and 0.98 on one machine, 0.96, 0.78 and 1.00 on another (seed 3: 1.00). Seed 4 clears the
-    # bar on both; at 40,960 frames some seeds were still at 0.6-0.7.
+    # The run is deterministic on one CPU, but float kernels differ between CPU types and so do
+    # the trajectories: on these 50 episodes seeds 1, 2 and 4 reach 0.86, 1.00 and 0.98 on the
+    # machine this test was written on, 0.96, 0.78 and 1.00 on an AVX2 AMD EPYC (seed 3: 1.00).
+    # Seed 4 clears the bar on both; at 40,960 frames some seeds were still at 0.6-0.7.
     trainer = SymbolicPPOTrainer(
         baseline_config(61_440, seed=4, learning_rate=1e-3, reward_scale=1.0)
     )
