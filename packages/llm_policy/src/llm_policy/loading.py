@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from .offline import OFFLINE_MODELS, offline_model_path, quiet_progress_bars
+from .precision import DTYPES
 from .tied_weights import protect_untied_output_head, quiet_tie_warning
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
     "resolve_model_source",
 ]
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 # LoRA targets per model_type: the attention's query and value projections, as in the LoRA paper
 # and GLAM's LoRA examples. Other types fall back to peft's table.

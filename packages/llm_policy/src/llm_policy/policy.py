@@ -22,9 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import precision
 from .atomic import atomic_directory
 from .loading import (
-    DTYPES,
     check_device,
     check_model_name,
     default_lora_targets,
@@ -34,6 +34,7 @@ from .loading import (
 )
 from .manifest import MANIFEST_NAME, verify_manifest, write_manifest
 from .offline import OFFLINE_MODELS, offline_model_path
+from .precision import DTYPES, check_precision, check_trainable_fp32, storage_dtype
 from .scorer import NORMALIZATIONS, SCORING_METHODS, ActionScorer, ScoreOutput
 from .value_head import ActionHead, ValueHead
 
@@ -97,7 +98,9 @@ class PolicyConfig:
     device: str = "cpu"
     """Torch device of the model and heads, e.g. "cuda" or "cuda:1"."""
     dtype: str = "float32"
-    """Model weights: "float32", "bfloat16" (recommended on GPU) or "float16". Heads stay fp32."""
+    """Forward precision: "float32", or "bfloat16" / "float16" mixed precision (autocast; weights
+    that train, their gradients and optimiser state stay fp32; a frozen LoRA base is stored in
+    16 bits; "float16" needs a gradient scaler, which PPOTrainer adds). See llm_policy.precision."""
     gradient_checkpointing: bool = False
     """Recompute activations in backward to save memory (scoring then avoids the KV cache)."""
     seed: int = 0
@@ -278,9 +281,10 @@ class LLMPolicy(nn.Module):
         self.config = dataclasses.replace(config)  # a private, re-validated copy
         cfg = self.config
         check_device(cfg.device, "PolicyConfig.device")  # before any model is built
+        check_precision(cfg.dtype, cfg.device, "PolicyConfig.dtype")
         lm, tokenizer = load_model_and_tokenizer(
             model_source or cfg.model,
-            dtype=cfg.dtype,
+            dtype=storage_dtype(cfg.dtype, trains=cfg.finetune == "full"),
             device=cfg.device,
             disable_dropout=cfg.disable_dropout,
             attn_implementation=cfg.attn_implementation,
@@ -311,6 +315,9 @@ class LLMPolicy(nn.Module):
                 # peft probes a deprecated transformers property; not actionable for our users
                 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
                 self.model = get_peft_model(lm, lora)
+            for param in self.model.parameters():
+                if param.requires_grad:  # the adapters: fp32 over a 16-bit frozen base
+                    param.data = param.data.float()
         else:
             lm.requires_grad_(True)
             self.model = lm
@@ -333,6 +340,7 @@ class LLMPolicy(nn.Module):
         self.value_head.to(cfg.device)
         if self.action_head is not None:
             self.action_head.to(cfg.device)
+        check_trainable_fp32(self.named_parameters())
         if cfg.verify_scoring and cfg.head == "score" and cfg.dtype == "float32":
             self.scorer.verify()
 
@@ -347,6 +355,11 @@ class LLMPolicy(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.scorer.device
+
+    def autocast(self):
+        """The forward's precision context (torch.autocast for 16-bit dtypes; llm_policy.precision).
+        `forward`, `value` and `score` enter it themselves."""
+        return precision.autocast(self.config.dtype, self.device)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """LoRA adapters + heads (finetune="lora"), or everything (finetune="full")."""
@@ -376,7 +389,7 @@ class LLMPolicy(nn.Module):
         if self.config.critic == "value_head":
             return self.value_head(features)
         # frozen_base: the base model without adapters; it has no trainable weights, so no graph.
-        with torch.no_grad(), self.model.disable_adapter():
+        with torch.no_grad(), self.model.disable_adapter(), self.autocast():
             base_features = self.scorer.prompt_features(prompts)
         return self.value_head(base_features)
 
@@ -396,11 +409,13 @@ class LLMPolicy(nn.Module):
                 raise ValueError(
                     "head='score' needs candidates: one list of action strings per prompt"
                 )
-            scored = self.scorer.score(prompts, candidates)
+            with self.autocast():
+                scored = self.scorer.score(prompts, candidates)
             logits, features = scored.scores, scored.features
         else:
             self._check_action_head_candidates(prompts, candidates)
-            features = self.scorer.prompt_features(prompts)
+            with self.autocast():
+                features = self.scorer.prompt_features(prompts)
             logits = self.action_head(features)
         return PolicyOutput(logits=logits, values=self._critic(prompts, features))
 
@@ -408,7 +423,9 @@ class LLMPolicy(nn.Module):
         """(B,) fp32 values alone (e.g. to bootstrap the last state of a rollout)."""
         if self.config.critic == "frozen_base":
             return self._critic(prompts, None)
-        return self.value_head(self.scorer.prompt_features(prompts))
+        with self.autocast():
+            features = self.scorer.prompt_features(prompts)
+        return self.value_head(features)
 
     def score(
         self,
@@ -418,7 +435,8 @@ class LLMPolicy(nn.Module):
         normalization: str | None = None,
     ) -> ScoreOutput:
         """The scorer's full output (scores, per-token log-probs, features) for inspection."""
-        return self.scorer.score(prompts, candidates, normalization=normalization)
+        with self.autocast():
+            return self.scorer.score(prompts, candidates, normalization=normalization)
 
     # ------------------------------------------------------------------ checkpoints
 

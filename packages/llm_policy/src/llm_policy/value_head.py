@@ -40,8 +40,9 @@ class MLPHead(nn.Module):
             nn.init.zeros_(layer.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """features (B, d) in any dtype -> (B, out) fp32."""
-        return self.net(self.norm(features.float()))
+        """features (B, d) in any dtype -> (B, out) fp32 (also inside a caller's autocast)."""
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            return self.net(self.norm(features.float()))
 
 
 class ValueHead(MLPHead):

@@ -113,9 +113,11 @@ def clone_epoch(
     value_coef: float,
     max_grad_norm: float,
     generator: torch.Generator,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, float]:
     """One pass of behaviour cloning over `demos` in shuffled minibatches; returns the epoch's
-    mean cross-entropy, value loss and accuracy (argmax of the policy == expert action)."""
+    mean cross-entropy, value loss and accuracy (argmax of the policy == expert action).
+    `scaler`: fp16 mixed precision's gradient scaler (as in update.py), else None."""
     # (not policy.trainable_parameters(): under a launcher `policy` is DDP's wrapper of it)
     params = [p for p in policy.parameters() if p.requires_grad]
     policy.train()
@@ -128,9 +130,16 @@ def clone_epoch(
         value_loss = 0.5 * ((out.values.float() - demos.returns[idx]) ** 2).mean()
         loss = cross_entropy + value_coef * value_loss
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-        optimizer.step()
+        if scaler is None:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+            scaler.step(optimizer)  # skipped when the fp16 gradient overflowed
+            scaler.update()
         n = len(idx)
         totals["warm_start/loss"] += float(cross_entropy.detach()) * n
         totals["warm_start/value_loss"] += float(value_loss.detach()) * n
@@ -164,6 +173,7 @@ def warm_start(
     elapsed_s: float = 0.0,
     report: Callable[[str], None] | None = None,
     processes: Distributed | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> WarmStart:
     """Behaviour cloning of the expert on config.warm_start.demo_frames steps of the run's level.
 
@@ -176,7 +186,8 @@ def warm_start(
     `processes` (distributed.Distributed) shares the work out under a launcher: process r plays
     num_envs / N envs (seeds after those of the processes before it) for demo_frames / N steps,
     and `policy` must then be the DDP-wrapped policy. Only the main process writes the file;
-    the statistics are over every process's demonstrations.
+    the statistics are over every process's demonstrations. `scaler`: fp16 mixed precision's
+    gradient scaler (the trainer's), else None.
     """
     cfg, w = config, config.warm_start
     start = time.perf_counter()
@@ -226,6 +237,7 @@ def warm_start(
             value_coef=w.value_coef,
             max_grad_norm=cfg.ppo.max_grad_norm,
             generator=generator,
+            scaler=scaler,
         )
         if world > 1:  # equal shares: the mean over the processes is the union's
             stats = dict(zip(stats, processes.mean(list(stats.values())), strict=True))

@@ -51,6 +51,7 @@ import numpy as np
 import torch
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 from llm_policy import LLMPolicy
+from llm_policy.precision import needs_grad_scaler
 
 from . import distributed, imitation
 from .buffer import Batch, Rollout
@@ -128,6 +129,13 @@ class PPOTrainer:
         (gradients averaged across processes), `policy` itself for one process."""
 
         self.optimizer = self._make_optimizer()
+        self.scaler = (
+            torch.amp.GradScaler(policy.device.type)
+            if needs_grad_scaler(policy.config.dtype)
+            else None
+        )
+        """fp16 mixed precision's loss scaler (update.py); None for fp32 and bf16. Not saved in
+        checkpoints: a resumed run starts from the default scale, which adapts in a few steps."""
         self.shuffle = torch.Generator().manual_seed(config.run.seed + dist.rank)
         """Orders the minibatches (and the warm start's); one stream per process."""
         self.state = TrainerState()
@@ -285,6 +293,7 @@ class PPOTrainer:
             self.shuffle,
             update=self.state.update + 1,
             processes=self.dist,
+            scaler=self.scaler,
         )
 
     # -------------------------------------------------------------------------------------- loop
@@ -338,13 +347,25 @@ class PPOTrainer:
             self.dist.report_failure(error)
             raise
         finally:
-            self.reporter.close()
-            if self.logger is not None:
-                self.logger.close()
-            self.envs.close()
-            if self.lock is not None:
-                self.lock.release()
+            self.close()
         return self.state
+
+    def close(self) -> None:
+        """Release what the trainer holds: progress bar, logger, envs and the run lock. `train`
+        calls it when it ends; a trainer driven step by step (collect_rollout, update) is closed
+        by its caller, or used as a context manager."""
+        self.reporter.close()
+        if self.logger is not None:
+            self.logger.close()
+        self.envs.close()
+        if self.lock is not None:
+            self.lock.release()
+
+    def __enter__(self) -> PPOTrainer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def success_rate(self) -> float:
         """Success over the last SUCCESS_WINDOW episodes of every process (metrics.py)."""
@@ -368,6 +389,7 @@ class PPOTrainer:
             elapsed_s=self.state.elapsed_s,
             report=self.reporter.message,
             processes=self.dist,
+            scaler=self.scaler,
         )
         self.state.demo_frames = done.demo_frames
         self.state.elapsed_s += done.seconds

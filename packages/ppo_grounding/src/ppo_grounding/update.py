@@ -10,6 +10,10 @@ that runs its network on those transitions' observations; everything after that 
         -> clip_grad_norm_ (the norm before clipping is logged) -> check_step (finite.py)
         -> optimizer.step -> metrics; stop the update if approx_kl > ppo.target_kl
 
+With fp16 mixed precision a `torch.amp.GradScaler` scales the loss before the backward and
+unscales the gradients before clipping; a step whose gradients overflowed is skipped by the
+scaler (which then lowers its scale) rather than reported as a divergence.
+
 Under several processes (distributed.py) each takes its share of every minibatch, advantages are
 normalised over the union of the shares, the backward averages the gradients (DDP) and the
 metrics are means over the processes, so every process takes the same target-KL decision.
@@ -47,12 +51,14 @@ def ppo_update(
     *,
     update: int,
     processes: distributed.Distributed | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, float]:
     """PPO epochs over `batch`; returns the losses/* metrics of the update.
 
     `params` are the trainable parameters (a list: clip_grad_norm_ must see every gradient),
     `shuffle` orders the minibatches, `update` (1-based) names the update in a NonFiniteError.
     `processes` is the trainer's Distributed; None is one process (the symbolic baseline).
+    `scaler`: the gradient scaler of fp16 mixed precision (None for fp32 and bf16).
     """
     processes = processes if processes is not None else distributed.Distributed(one_process=True)
     minibatch_size = p.minibatch_size // processes.world_size  # this process's share
@@ -85,11 +91,21 @@ def ppo_update(
                 norm_adv=norm_adv,
             )
             optimizer.zero_grad(set_to_none=True)
-            processes.backward(loss.loss)  # under DDP: gradients averaged across processes
+            # under DDP: gradients averaged across processes
+            processes.backward(loss.loss if scaler is None else scaler.scale(loss.loss))
+            if scaler is not None:
+                scaler.unscale_(optimizer)  # clip the true gradient, not the scaled one
             # Under DDP every process holds the averaged gradient: this norm is the global one.
             grad_norm = torch.nn.utils.clip_grad_norm_(params, p.max_grad_norm)
-            check_step(update, loss=loss.loss, grad_norm=grad_norm)
-            optimizer.step()
+            if scaler is None:
+                check_step(update, loss=loss.loss, grad_norm=grad_norm)
+                optimizer.step()
+            else:
+                # an overflowing fp16 gradient is the scaler's cue to lower its scale and skip
+                # this step (every process sees the same averaged gradient, so all skip it)
+                check_step(update, loss=loss.loss)
+                scaler.step(optimizer)
+                scaler.update()
 
             steps += 1
             values = [
