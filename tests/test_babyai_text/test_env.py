@@ -182,7 +182,7 @@ def test_keywords_are_validated(kwargs, match):
 
 def test_a_room_too_small_for_its_objects_is_refused_at_construction():
     # 8 objects in a 5x5 room (9 free cells) would make every reset spin forever
-    with pytest.raises(ValueError, match=r"num_dists must be an int in \[0, 3\] for GoToLocal"):
+    with pytest.raises(ValueError, match=r"num_dists must be an int in \[1, 3\] for GoToLocal"):
         BabyAITextEnv("minigrid.envs.babyai:GoToLocal", room_size=5)
     with pytest.raises(ValueError, match=r"in \[0, 4\] for MixedTrainLocal"):
         gym.make("BabyAI-Text-MixedTrainLocal-v0", room_size=6)

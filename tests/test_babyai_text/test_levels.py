@@ -8,7 +8,7 @@ from collections import Counter
 
 import gymnasium as gym
 import pytest
-from babyai_text import HELD_OUT_PAIRS, MIXED_TASKS
+from babyai_text import HELD_OUT_PAIRS, MIXED_TASKS, ORIGINAL_TASK_NAMES
 from babyai_text.levels import max_num_dists
 from minigrid.envs.babyai.core.verifier import ActionInstr, SeqInstr
 
@@ -214,25 +214,26 @@ def test_targets_are_drawn_among_the_objects_so_duplicates_get_a(make):
     assert forms[True] > 0 and forms[False] > 0
 
 
-def test_task_kind_in_the_original_spelling(make):
+def test_action_kinds_are_the_kinds_the_episodes_may_have(make):
+    # a Mixed env drawing at every reset: all its kinds, in the original's spelling, unchanged
+    # by resets (the episode's kind is info["task"])
     env = make("BabyAI-Text-MixedTrainLocal-v0")
-    spelled = {}
+    kinds = ["goto", "pickup", "putnext", "open", "pick up seq go to"]
+    assert env.unwrapped.action_kinds == kinds
+    assert env.unwrapped.task is None  # no episode yet
+    seen = set()
     for seed in range(80):
         _, info = env.reset(seed=seed)
-        spelled[info["task"]] = env.unwrapped.action_kinds
-    assert spelled == {
-        "goto": ["goto"],
-        "pickup": ["pickup"],
-        "putnext": ["putnext"],
-        "open": ["open"],
-        "pickup_then_goto": ["pick up seq go to"],
-    }
-    # harnesses written for the original select a task by that name
+        assert env.unwrapped.action_kinds == kinds
+        seen.add(ORIGINAL_TASK_NAMES[info["task"]])
+    assert seen == set(kinds)
+    # one kind: action_kinds[0] is every episode's kind; tasks= takes the original's spellings
     for name in ("pick up seq go to", "pick_up_seq_go_to"):
         env = make("BabyAI-Text-MixedTestLocal-v0", tasks=[name])
-        env.reset(seed=0)
-        assert env.unwrapped.task == "pickup_then_goto"
+        assert env.unwrapped.action_kinds == ["pick up seq go to"]
+        assert {env.reset(seed=s)[1]["task"] for s in range(10)} == {"pickup_then_goto"}
     env = make("BabyAI-Text-PickUpSeqPickUpLocal-v0")
+    assert env.unwrapped.action_kinds == ["pick up seq pick up"]
     env.reset(seed=0)
     assert env.unwrapped.action_kinds == ["pick up seq pick up"]
     assert make("BabyAI-Text-GoToLocal-v0").unwrapped.action_kinds is None
@@ -312,7 +313,8 @@ def test_num_dists_on_minigrid_levels(make):
         ("BabyAI-Text-MixedTrainLocal-v0", {"num_dists": max_num_dists(8) - 1}, r"in \[0, 12\]"),
         ("BabyAI-Text-PickupLocal-v0", {"num_dists": 2.5}, "num_dists must be"),
         ("BabyAI-Text-GoToLocal-v0", {"num_dists": -1}, "non-negative int"),
-        ("BabyAI-Text-GoToLocal-v0", {"num_dists": 40}, r"in \[0, 14\] for GoToLocal"),
+        ("BabyAI-Text-GoToLocal-v0", {"num_dists": 40}, r"in \[1, 14\] for GoToLocal"),
+        ("BabyAI-Text-GoToLocal-v0", {"num_dists": 0}, r"smallest valid value is num_dists=1"),
         (
             "BabyAI-Text-OpenRedDoor-v0",
             {"num_dists": 3},
@@ -331,6 +333,11 @@ def test_num_dists_on_minigrid_levels(make):
             r"'pickup_then_goto'\) \(or their original spellings",
         ),
         ("BabyAI-Text-MixedTrainLocal-v0", {"tasks": ()}, "non-empty subset"),
+        (
+            "BabyAI-Text-MixedTrainLocal-v0",
+            {"task_draw": "sometimes"},
+            r"task_draw must be one of \('reset', 'construction'\)",
+        ),
         (
             "BabyAI-Text-GoToLocal-v0",
             {"render_mode": "svg"},

@@ -15,6 +15,7 @@ import numpy as np
 from gymnasium import spaces
 from minigrid.envs.babyai.core.levelgen import LevelGen
 from minigrid.envs.babyai.core.roomgrid_level import RoomGridLevel
+from minigrid.envs.babyai.goto import GoTo, GoToLocal
 from minigrid.envs.babyai.putnext import PutNextLocal
 from minigrid.envs.babyai.unlock import UnlockLocal
 
@@ -151,10 +152,11 @@ class BabyAITextEnv(gym.Env):
     | 5   | toggle     | basculer         | switch       |
 
     `env.unwrapped.action_names` lists the phrases of the variant chosen with `action_names=`
-    (default: the `language`); `babyai_text.ACTION_NAMES` holds all of them. Anything but an
-    integer in range raises a ValueError. `extra_actions=("sleep", "think")` (the original's
-    action-space experiment) appends useless phrases: the space grows to `Discrete(6 + k)` and
-    every index from 6 on executes minigrid's `done`, which changes nothing but the step count.
+    (default: the `language`), or the user's own list of 6 phrases; `babyai_text.ACTION_NAMES`
+    holds the variants. Anything but an integer in range raises a ValueError.
+    `extra_actions=("sleep", "think")` (the original's action-space experiment) appends useless
+    phrases: the space grows to `Discrete(6 + k)` and every index from 6 on executes minigrid's
+    `done`, which changes nothing but the step count.
 
     ## Observation
 
@@ -165,6 +167,21 @@ class BabyAITextEnv(gym.Env):
     baselines and minigrid's image wrappers. `info` holds `descriptions` and `mission_en` at reset
     and at every step; the Mixed levels add `task` (the kind drawn at reset), and the reset info
     holds `num_dists` when the level has one.
+
+    ## Task kinds (Mixed levels)
+
+    The kind of the episode in progress is `info["task"]` and `env.unwrapped.task` (None before
+    the first reset when the env may draw several). Under the BabyAI-Text IDs it is drawn from
+    the seeded RNG at every reset (same seed, same episode). Under the original's IDs
+    (`babyai_text.register_original_ids()`) it is drawn once, unseeded, when the env is built
+    and kept for every episode, as the original did (keyword `task_draw="construction"`).
+
+    `env.unwrapped.action_kinds` (the original's attribute and spelling, e.g.
+    `["pick up seq go to"]`) lists the kinds this env's episodes may have, the same before and
+    after every reset: one kind for the single-task levels, for `tasks=` of one kind and under
+    the original's IDs, so `action_kinds[0]` is then the kind of every episode (a harness that
+    makes envs until `action_kinds[0]` is the kind it wants works); every kind of `tasks` for a
+    Mixed env that draws at each reset. It never names a kind the next episode cannot have.
 
     ## Rewards
 
@@ -184,8 +201,10 @@ class BabyAITextEnv(gym.Env):
     `env.unwrapped` answers what tools read off a minigrid env's `unwrapped`: the state
     (`agent_pos`, `agent_dir`, `carrying`, `grid`, `instrs`, `step_count`, `max_steps`, `width`,
     `height`, `agent_view_size`, `actions`, `front_pos`, `dir_vec`, `right_vec`, `highlight`,
-    `tile_size`, `agent_pov`, ...) and the methods (`get_frame`, `get_pov_render`,
-    `gen_obs_grid`, `gen_obs`, `in_view`, `room_from_pos`, ...) are the level's, by explicit
+    `tile_size`, `agent_pov`, `reward_range`, ...) and the methods (`get_frame`,
+    `get_pov_render`, `gen_obs_grid`, `gen_obs`, `in_view`, `agent_sees`, `pprint_grid`,
+    `place_agent`, `place_obj`, `put_obj`, `room_from_pos`, ...: every public method of
+    minigrid's `MiniGridEnv` but reset, step, render and close) are the level's, by explicit
     delegation: each is a class attribute listed in `LEVEL_ATTRIBUTES` that reads (and for
     `SETTABLE_LEVEL_ATTRIBUTES` writes) the level's attribute. The level stays one object owned
     by the env (no second env to keep in sync, as subclassing the level would need for our
@@ -205,16 +224,18 @@ class BabyAITextEnv(gym.Env):
     Args:
         level: the minigrid level class, or "module:Class".
         language: "en" or "fr" (descriptions and mission).
-        action_names: "en", "fr" or "synonyms"; default: `language`.
+        action_names: "en", "fr" or "synonyms" (default: `language`), or a list of 6 distinct
+            phrases of one's own, in minigrid's action order.
         extra_actions: phrases offered after the 6 real actions; they execute minigrid's `done`.
         symbolic: add minigrid's `image` and `direction` to the observation (a bool).
         num_dists: distractors, for the levels that take it (see `babyai_text.levels`).
         render_mode: "rgb_array" (minigrid's picture of the whole grid), "ansi" (mission and
             descriptions as one string); `gym.make(..., render_mode="human")` shows the
             rgb frames in a window (gymnasium's `HumanRendering`).
-        **level_kwargs: passed to the level (e.g. `room_size`, `tasks` for the Mixed levels);
-            `room_size` must be an int >= 3 and leave room for the level's objects beside the
-            agent (a smaller room raises a ValueError here rather than hanging in reset).
+        **level_kwargs: passed to the level (e.g. `room_size`; `tasks` and `task_draw` for the
+            Mixed levels); `room_size` must be an int >= 3 and leave room for the level's
+            objects beside the agent (a smaller room raises a ValueError here rather than
+            hanging in reset).
     """
 
     metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 10}
@@ -255,6 +276,11 @@ class BabyAITextEnv(gym.Env):
     room_from_pos = _FromLevel()
     get_room = _FromLevel()
     hash = _FromLevel()
+    pprint_grid = _FromLevel()
+    place_agent = _FromLevel()
+    place_obj = _FromLevel()
+    put_obj = _FromLevel()
+    reward_range = _FromLevel()
 
     def __init__(
         self,
@@ -270,13 +296,8 @@ class BabyAITextEnv(gym.Env):
     ) -> None:
         if language not in LANGUAGES:
             raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
-        if action_names is None:
-            action_names = language
-        if action_names not in ACTION_NAMES:
-            raise ValueError(
-                f"action_names must be one of {tuple(ACTION_NAMES)}, got {action_names!r}"
-            )
-        extra = _check_extra_actions(extra_actions, ACTION_NAMES[action_names])
+        names, variant = _check_action_names(language if action_names is None else action_names)
+        extra = _check_extra_actions(extra_actions, names)
         if not isinstance(symbolic, (bool, np.bool_)):
             raise ValueError(f"symbolic must be True or False, got {symbolic!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -336,10 +357,10 @@ class BabyAITextEnv(gym.Env):
         _check_level(self.level)
 
         self.language = language
-        self.action_names_variant = action_names
+        self.action_names_variant = variant
         self.symbolic = bool(symbolic)
         self.render_mode = render_mode
-        self._action_names = tuple(ACTION_NAMES[action_names]) + extra
+        self._action_names = names + extra
         self._is_mixed = isinstance(self.level, MixedLocal)
 
         view = self.level.agent_view_size
@@ -466,12 +487,19 @@ class BabyAITextEnv(gym.Env):
 
     @property
     def task(self) -> str | None:
-        """Task kind of the current episode for the Mixed levels, else None."""
+        """Task kind of the current episode for the Mixed levels (None before the first reset
+        of one that draws among several kinds), else None."""
         return self.level.task if self._is_mixed else None
 
     @property
     def action_kinds(self) -> list[str] | None:
-        """The paper levels' task kind as the original spelled it (["pick up seq go to"])."""
+        """The task kinds this env's episodes may have, as the original spelled them.
+
+        The same before and after every reset; one kind (["pick up seq go to"]) for the
+        single-task levels, for `tasks=` of one kind and for the original's IDs (kind drawn at
+        construction), every kind of `tasks` for a Mixed env drawing at each reset; None for
+        minigrid's levels. See "Task kinds" in the class docstring.
+        """
         return getattr(self.level, "action_kinds", None)
 
     def expert_action(self) -> int:
@@ -493,6 +521,31 @@ LEVEL_ATTRIBUTES: tuple[str, ...] = tuple(
 SETTABLE_LEVEL_ATTRIBUTES: tuple[str, ...] = tuple(
     name for name in LEVEL_ATTRIBUTES if vars(BabyAITextEnv)[name].settable
 )
+
+
+def _check_action_names(action_names: Any) -> tuple[tuple[str, ...], str]:
+    """The action phrases and their variant's name ("custom" for a user's own wording).
+
+    `action_names` is a variant name ("en", "fr", "synonyms") or a list or tuple of
+    NUM_ACTIONS distinct phrases in minigrid's action order: a list is what a user would pass,
+    and testing it against the variants' dict directly would die on its hash.
+    """
+    if isinstance(action_names, str) and action_names in ACTION_NAMES:
+        return tuple(ACTION_NAMES[action_names]), action_names
+    if isinstance(action_names, (list, tuple)):
+        phrases = tuple(action_names)
+        if (
+            len(phrases) == NUM_ACTIONS
+            and all(isinstance(p, str) and p.strip() for p in phrases)
+            and len(set(phrases)) == NUM_ACTIONS
+        ):
+            same = [v for v, names in ACTION_NAMES.items() if tuple(names) == phrases]
+            return phrases, same[0] if same else "custom"
+    raise ValueError(
+        f"action_names must be one of {tuple(ACTION_NAMES)}, or a list of {NUM_ACTIONS} "
+        "distinct non-empty phrases, one per minigrid action in order (e.g. "
+        f"{list(ACTION_NAMES['en'])}), got {action_names!r}"
+    )
 
 
 def _check_extra_actions(extra: Sequence[str], names: Sequence[str]) -> tuple[str, ...]:
@@ -518,6 +571,10 @@ def _check_extra_actions(extra: Sequence[str], names: Sequence[str]) -> tuple[st
 
 
 _UNIQUE_PAIRS = 18  # (colour, type) pairs of keys, balls and boxes: 6 colours x 3 types
+
+_TARGET_AMONG_DISTRACTORS = (GoToLocal, GoTo)
+"""minigrid levels whose gen_mission draws the target among the `num_dists` objects it places
+(GoToLocal*, GoTo, GoToOpen, GoToObjMaze*): with none, reset dies inside numpy ("high <= 0")."""
 
 
 def _room_capacity(room_size: int) -> int:
@@ -589,9 +646,15 @@ def _check_level(level: RoomGridLevel) -> None:
         # sampling spins for seconds or forever
         rooms = level.num_rows * level.num_cols
         bound = max_num_dists(level.room_size, rooms)
-        if num_dists > bound:
+        low = 1 if isinstance(level, _TARGET_AMONG_DISTRACTORS) else 0
+        if not low <= num_dists <= bound:
+            why = (
+                f"the level picks its target among the num_dists objects it places, so the "
+                f"smallest valid value is num_dists={low}"
+                if num_dists < low
+                else "lower num_dists or raise room_size"
+            )
             raise ValueError(
-                f"num_dists must be an int in [0, {bound}] for {name} "
-                f"({rooms} room(s) of size {level.room_size}), got {num_dists}: "
-                "lower num_dists or raise room_size"
+                f"num_dists must be an int in [{low}, {bound}] for {name} "
+                f"({rooms} room(s) of size {level.room_size}), got {num_dists}: {why}"
             )

@@ -20,6 +20,12 @@ held-out pairs; a draw that breaks the rule is redrawn. `PickupLocal` is the ori
 level-generator level instead: `num_dists` objects in all (at least 1), the target a colour and
 type drawn until one of them matches.
 
+The Mixed levels draw the task kind at every reset from the seeded RNG (`task_draw="reset"`),
+or once, unseeded, when the level is built and then for its whole life (`task_draw=
+"construction"`, the original's behaviour, used by the original's IDs). `action_kinds` lists the
+kinds the level's episodes may have, in the original's spelling: one kind (`["goto"]`) for the
+single-task levels and for a kind drawn at construction, every kind of `tasks` otherwise.
+
 `num_dists=0` is valid (one object for goto, the key alone for open). Generation is minigrid's
 rejection sampling (`RoomGridLevel.validate_instrs`, objects already next to each other,
 unreachable objects), without minigrid's "Sampling rejected" prints: rejections are counted in
@@ -32,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from minigrid.core.roomgrid import RoomGrid
 from minigrid.envs.babyai.core.roomgrid_level import RejectSampling, RoomGridLevel
 from minigrid.envs.babyai.core.verifier import (
@@ -51,6 +58,7 @@ __all__ = [
     "HELD_OUT_PAIRS",
     "MIXED_TASKS",
     "ORIGINAL_TASK_NAMES",
+    "TASK_DRAWS",
     "LocalLevel",
     "PickupLocal",
     "PickUpSeqGoToLocal",
@@ -82,6 +90,10 @@ ORIGINAL_TASK_NAMES: dict[str, str] = {
     "pickup_then_pickup": "pick up seq pick up",
 }
 """Our task kind -> the original levels' spelling (their `action_kinds[0]`)."""
+
+TASK_DRAWS: tuple[str, ...] = ("reset", "construction")
+"""When a Mixed level draws its task kind (`task_draw=`): at every reset, from the seeded RNG
+(ours), or once when the level is built, unseeded, kept for every episode (the original's)."""
 
 SEQ_FORMS: tuple[str, ...] = ("then", "after")
 SPLITS: tuple[str | None, ...] = (None, "train", "test")
@@ -179,14 +191,32 @@ class LocalLevel(RoomGridLevel):
             raise ValueError(f"forms must be a non-empty subset of {SEQ_FORMS}, got {forms!r}")
         self.num_dists = num_dists
         self.forms = forms
-        self.task = self.tasks[0]
+        # the kind of the episode in progress; before the first reset only a level of one kind
+        # knows it (a Mixed level of several kinds has drawn nothing yet)
+        self.task: str | None = None
         self.rejections = 0
         super().__init__(room_size=room_size, num_rows=1, num_cols=1, **kwargs)
+        if len(self.tasks) == 1:
+            self._set_known_task(self.tasks[0])
 
     @property
     def action_kinds(self) -> list[str]:
-        """The current task kind as the original levels spelled it, e.g. ["pick up seq go to"]."""
-        return [ORIGINAL_TASK_NAMES[self.task]]
+        """The task kinds this level's episodes may have, as the original spelled them.
+
+        The same list before and after any reset, so a harness may read it at any time: one kind
+        (["pick up seq go to"]) for the single-task levels and for a Mixed level whose kind was
+        drawn at construction, so `action_kinds[0]` is then every episode's kind, as in the
+        original; every kind of `tasks` for a Mixed level that draws at each reset (the kind of
+        the episode in progress is `self.task`).
+        """
+        return [ORIGINAL_TASK_NAMES[t] for t in self.tasks]
+
+    def _set_known_task(self, task: str) -> None:
+        """Every episode will be of kind `task`: say so before the first reset, and size the grid
+        for it now (tools such as minigrid's FullyObsWrapper size their spaces from `width` when
+        they wrap the env, before any reset)."""
+        self.task = task
+        self._set_num_cols(2 if task == "open" else 1)
 
     # -- layout -------------------------------------------------------------------------------
     def _set_num_cols(self, num_cols: int) -> None:
@@ -352,21 +382,30 @@ class PickUpSeqPickUpLocal(LocalLevel):
 
 
 class MixedLocal(LocalLevel):
-    """One of the task kinds in `tasks`, drawn from the seeded RNG at every reset (`self.task`).
+    """One of the task kinds in `tasks` per episode (`self.task`).
 
-    `split="train"` never names a held-out pair (`HELD_OUT_PAIRS`); `split="test"` names only
-    held-out pairs (its doors are red or grey). `tasks` takes our names or the original's
-    spellings ("pick up seq go to").
+    `task_draw="reset"` (default) draws the kind at every reset from the seeded RNG (same seed,
+    same episode); `task_draw="construction"` draws it once, unseeded, when the level is built
+    and keeps it for every episode, as the original did (its IDs use that): `tasks` then holds
+    the one kind drawn. `split="train"` never names a held-out pair (`HELD_OUT_PAIRS`);
+    `split="test"` names only held-out pairs (its doors are red or grey). `tasks` takes our
+    names or the original's spellings ("pick up seq go to").
     """
 
     def __init__(
         self,
         split: str | None = "train",
         tasks: Sequence[str] | str = MIXED_TASKS,
+        task_draw: str = "reset",
         **kwargs: Any,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if not isinstance(task_draw, str) or task_draw not in TASK_DRAWS:
+            raise ValueError(
+                f"task_draw must be one of {TASK_DRAWS} (draw the task kind at every reset, or "
+                f"once when the env is built, as the original did), got {task_draw!r}"
+            )
         if isinstance(tasks, str):
             tasks = (tasks,)
         tasks = tuple(tasks)
@@ -382,10 +421,24 @@ class MixedLocal(LocalLevel):
         # keep the canonical order so that the same subset draws the same kinds
         self.tasks = tuple(t for t in MIXED_TASKS if t in canonical)
         self.split = split
+        self.task_draw = task_draw
         super().__init__(**kwargs)
+        if task_draw == "construction":
+            # the one kind for the level's life, drawn after LocalLevel checked num_dists against
+            # every kind of `tasks`: the valid range does not depend on the unseeded draw
+            self.tasks = (_draw_unseeded(self.tasks),)
+            self._set_known_task(self.tasks[0])
 
     def _draw_task(self) -> str:
+        # one kind left after a construction draw: numpy draws nothing from a range of one, so
+        # seed s then plays what `tasks=(kind,)` plays with seed s
         return self._rand_elem(self.tasks)
+
+
+def _draw_unseeded(options: Sequence[str]) -> str:
+    """One of `options`, unseeded: the original drew a Mixed env's kind with an unseeded RNG when
+    it was built. A fresh generator (OS entropy) leaves every seeded RNG untouched."""
+    return options[int(np.random.default_rng().integers(len(options)))]
 
 
 class MixedTrainLocal(MixedLocal):

@@ -6,6 +6,7 @@ import gymnasium as gym
 import minigrid  # noqa: F401 - importing minigrid registers its BabyAI-* IDs
 
 __all__ = [
+    "ORIGINAL_KWARGS",
     "PAPER_LEVELS",
     "TEXT_PREFIX",
     "minigrid_ids",
@@ -36,6 +37,14 @@ PAPER_LEVELS: dict[str, dict] = {
     "MixedTestLocal-v0": {"level": "babyai_text.levels:MixedTestLocal", "num_dists": 8},
 }
 """The paper's own levels, which minigrid lacks."""
+
+ORIGINAL_KWARGS: dict[str, dict] = {
+    # the original drew a Mixed env's task kind once, unseeded, when it was built, and kept it:
+    # harnesses (BALROG's task factory) make envs until `action_kinds[0]` is the kind they want
+    "MixedTrainLocal-v0": {"task_draw": "construction"},
+    "MixedTestLocal-v0": {"task_draw": "construction"},
+}
+"""Keywords by which an original ID (`register_original_ids`) differs from its Text ID."""
 
 
 def minigrid_ids() -> list[str]:
@@ -83,7 +92,9 @@ def register_original_ids(override: bool = False) -> list[str]:
 
     `BabyAI-MixedTrainLocal-v0`, `BabyAI-MixedTestLocal-v0`, `BabyAI-PickupLocal-v0`, ... make
     the same envs as their `BabyAI-Text-` IDs, so harnesses written for the original run
-    unchanged. Never called at import: other packages (the original's, its forks) register the
+    unchanged, except that a Mixed env draws its task kind once, unseeded, when it is built and
+    keeps it for every episode, as the original did (`ORIGINAL_KWARGS`: `task_draw=
+    "construction"`), so `env.unwrapped.action_kinds[0]` is the kind of all its episodes. Never called at import: other packages (the original's, its forks) register the
     same IDs. An ID already registered by someone else raises a ValueError unless `override`;
     ours are left as they are (idempotent). Returns the IDs it registered now.
     """
@@ -100,7 +111,11 @@ def register_original_ids(override: bool = False) -> list[str]:
             )
         if spec is not None:
             del gym.registry[env_id]
-        gym.register(id=env_id, entry_point=ENTRY_POINT, kwargs=dict(kwargs))
+        gym.register(
+            id=env_id,
+            entry_point=ENTRY_POINT,
+            kwargs={**kwargs, **ORIGINAL_KWARGS.get(suffix, {})},
+        )
         added.append(env_id)
     return added
 
