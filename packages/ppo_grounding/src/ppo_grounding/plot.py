@@ -6,7 +6,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .metrics import read_metrics
+from .metrics import METRICS_FILE, read_metrics
+
+REQUIRED_COLUMNS = ("charts/frames", "time/elapsed_s")
+"""The x axes: every row needs them (the other curves show a gap where a value is missing)."""
 
 
 def plot_runs(
@@ -31,6 +34,7 @@ def plot_runs(
             raise ValueError(
                 f"{run_dir}: metrics.jsonl has no rows yet; train for at least one update."
             )
+        _check_required_columns(run_dir, rows)
         label = Path(run_dir).name
         frames = [r["charts/frames"] for r in rows]
         minutes = [r["time/elapsed_s"] / 60 for r in rows]
@@ -62,6 +66,23 @@ def plot_runs(
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _check_required_columns(run_dir: str | os.PathLike, rows: Sequence[dict]) -> None:
+    """Refuse, by file, row and column, a row without an x-axis value: a file edited by hand or
+    written by another tool would otherwise end in a bare KeyError from deep in the plotting."""
+    path = Path(run_dir)
+    if path.is_dir():
+        path = path / METRICS_FILE
+    for number, row in enumerate(rows, start=1):
+        for column in REQUIRED_COLUMNS:
+            if row.get(column) is None:
+                raise ValueError(
+                    f"{path}: row {number} (update {row.get('update')}) has no {column!r} "
+                    f"column, which the plot needs in every row ({', '.join(REQUIRED_COLUMNS)}); "
+                    "the file was edited or written by another tool: restore the row, or remove "
+                    "it to plot the others."
+                )
 
 
 def _value(row: dict, name: str) -> float:
