@@ -269,9 +269,37 @@ def load_model_and_tokenizer(
                 ) from err
             raise
     protect_untied_output_head(model)
-    tokenizer = AutoTokenizer.from_pretrained(source, **remote)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **remote)
+    except Exception as err:
+        # transformers says only "Expecting value: line 1 column 1", not which file it read
+        broken = _unreadable_tokenizer_files(source)
+        if not broken:
+            raise
+        raise ValueError(
+            f"{name}: the tokenizer file(s) {', '.join(map(str, broken))} are not valid JSON "
+            f"({err}); the file was damaged or is not a tokenizer file: replace it with a good "
+            "copy (download or copy the model again, or save the tokenizer with "
+            "tokenizer.save_pretrained)."
+        ) from err
     model.to(target)
     return model, tokenizer
+
+
+def _unreadable_tokenizer_files(source: str) -> list[Path]:
+    """The JSON tokenizer files of a local model directory that do not parse as JSON."""
+    import json
+
+    broken = []
+    for file_name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        path = Path(source) / file_name
+        if not path.is_file():
+            continue
+        try:
+            json.loads(path.read_bytes())
+        except ValueError:  # JSONDecodeError, and UnicodeDecodeError for binary garbage
+            broken.append(path)
+    return broken
 
 
 def model_fingerprint(model, sample: int = 2048) -> str:
