@@ -21,7 +21,10 @@ confusing error from whatever parses it (or not at all).
       "files": {"heads.safetensors": {"size": 5312, "sha256": "9f2c..."}, "adapter/...": ...}
     }
 
-Paths are relative, with "/" separators, sorted; the manifest does not list itself. It is an
+Paths are relative, with "/" separators, sorted; the manifest does not list itself. A manifest
+whose entries are absolute or climb out with `..` is refused as unreadable, and an entry that is a
+symbolic link, a pipe or a device is reported as "not a regular file" without being followed or
+opened, so checking a directory never reads anything outside it. It is an
 integrity check, not a signature: it catches accidents (a disk or copy that lost or changed bytes,
 a hand edit, a deleted file), not someone who can rewrite the files and the manifest together.
 """
@@ -31,11 +34,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import warnings
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .atomic import atomic_write_text
+from .small_files import UnsafeFileError, file_kind, open_regular_file, read_small_json
 
 __all__ = [
     "MANIFEST_NAME",
@@ -50,6 +55,8 @@ MANIFEST_NAME = "manifest.json"
 _FORMAT = "llm-policy-manifest"
 _VERSION = 1
 _CHUNK = 1 << 20
+MAX_MANIFEST_BYTES = 64 << 20
+"""Bound on manifest.json's size (about 150 bytes an entry: far more files than any model has)."""
 _RECOVERY = (
     "Restore the directory from a backup, save it again from the process that wrote it, or use "
     "an older checkpoint; do not load it as it is."
@@ -61,9 +68,10 @@ class CheckpointCorruptError(ValueError):
     """A directory's files do not match its manifest (or the manifest itself is unreadable).
 
     `directory` is the checked directory; `problems` maps each bad file's relative path to what is
-    wrong with it: "missing", "truncated", "size changed", "modified" (same size, other bytes),
-    "unexpected" (not listed; only with `extra="error"`) or, for manifest.json itself,
-    "unreadable".
+    wrong with it: "missing", "not a regular file" (a symbolic link, pipe, device, ... where the
+    manifest lists a file: never followed or read), "truncated", "size changed", "modified" (same
+    size, other bytes), "unexpected" (not listed; only with `extra="error"`) or, for manifest.json
+    itself, "unreadable".
     """
 
     def __init__(self, directory: Path, problems: dict[str, str], details: dict[str, str]):
@@ -82,10 +90,47 @@ class ManifestWarning(UserWarning):
 
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    # a regular file only: a pipe or device swapped in after the checks would block or never end
+    with os.fdopen(open_regular_file(path, "listed file"), "rb") as f:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _entry_problem(rel: Any) -> str | None:
+    """Why `rel` cannot be a manifest entry, or None: entries are the relative, "/"-separated,
+    normalised paths that write_manifest writes, so nothing outside the directory is ever
+    checked (an absolute path or `..` would make us stat and hash files anywhere)."""
+    if not isinstance(rel, str) or not rel:
+        return "an entry that is not a path"
+    pure = PurePosixPath(rel)
+    if pure.is_absolute():
+        return "an absolute path"
+    if ".." in pure.parts or pure.as_posix() != rel or "." in pure.parts:
+        return "a path that is not a plain relative one (`..`, `.` or doubled separators)"
+    return None
+
+
+def _kind_problem(directory: Path, rel: str) -> str | None:
+    """What is wrong with entry `rel` of `directory` ("missing", "not a regular file (...)") or
+    None, from lstat alone: no symbolic link is followed, in the entry's directories either, so
+    an entry names a file inside `directory` or is refused."""
+    path = directory
+    parts = PurePosixPath(rel).parts
+    for depth, part in enumerate(parts):
+        path = path / part
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return "missing"
+        except OSError as error:  # e.g. a component that is a file (ENOTDIR)
+            return f"missing ({error.strerror})"
+        if depth == len(parts) - 1:
+            if not stat.S_ISREG(mode):
+                return f"not a regular file ({file_kind(mode)})"
+        elif not stat.S_ISDIR(mode):
+            return f"not a regular file (its directory {part} is {file_kind(mode)})"
+    return None
 
 
 def _files(directory: Path) -> list[str]:
@@ -123,7 +168,7 @@ def read_manifest(directory: str | os.PathLike) -> dict[str, dict[str, Any]] | N
     """
     directory = Path(directory)
     file = directory / MANIFEST_NAME
-    if not file.exists():
+    if not os.path.lexists(file):  # a dangling link is not "no manifest": it is refused below
         return None
 
     def unreadable(why: str) -> CheckpointCorruptError:
@@ -131,8 +176,10 @@ def read_manifest(directory: str | os.PathLike) -> dict[str, dict[str, Any]] | N
             directory, {MANIFEST_NAME: "unreadable"}, {MANIFEST_NAME: f"unreadable ({why})"}
         )
 
-    try:
-        manifest = json.loads(file.read_text("utf-8"))
+    try:  # a regular file of bounded size only: never a pipe, a device or a link (small_files)
+        manifest = read_small_json(file, MAX_MANIFEST_BYTES, MANIFEST_NAME)
+    except UnsafeFileError as err:
+        raise unreadable(err.problem) from err
     except (OSError, ValueError) as err:
         raise unreadable(str(err)) from err
     if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
@@ -150,6 +197,10 @@ def read_manifest(directory: str | os.PathLike) -> dict[str, dict[str, Any]] | N
         for entry in files.values()
     ):
         raise unreadable("its file table is malformed")
+    for rel in files:
+        problem = _entry_problem(rel)
+        if problem is not None:
+            raise unreadable(f"it lists {problem}; entries are paths inside the directory")
     return files
 
 
@@ -183,10 +234,12 @@ def verify_manifest(directory: str | os.PathLike, *, extra: str = "warn") -> boo
     # sizes first (cheap), hashes only of the files whose size is right
     for rel, entry in files.items():
         file = directory / rel
-        if not file.is_file():
-            problems[rel] = details[rel] = "missing"
+        kind = _kind_problem(directory, rel)
+        if kind is not None:
+            problems[rel] = "missing" if kind.startswith("missing") else "not a regular file"
+            details[rel] = kind
             continue
-        size = file.stat().st_size
+        size = file.lstat().st_size
         if size < entry["size"]:
             problems[rel] = "truncated"
             details[rel] = f"truncated ({size} of {entry['size']} bytes)"

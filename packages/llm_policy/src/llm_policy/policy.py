@@ -534,8 +534,10 @@ class LLMPolicy(nn.Module):
         verify_manifest(path)
         if not config_file.is_file():
             raise FileNotFoundError(f"{path} has no {CONFIG_NAME}: not an llm-policy checkpoint")
+        from .small_files import read_small_json  # bounded; never a pipe, a device or a link
+
         try:
-            meta = json.loads(config_file.read_text())
+            meta = read_small_json(config_file, what=CONFIG_NAME)
         except ValueError as err:
             raise ValueError(f"{config_file} is not valid JSON: {err}") from err
         if meta.get("format") != "llm-policy" or meta.get("format_version") != _FORMAT_VERSION:

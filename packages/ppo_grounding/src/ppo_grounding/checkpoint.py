@@ -34,6 +34,7 @@ import dataclasses
 import json
 import os
 import re
+import stat
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +43,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from llm_policy.atomic import atomic_directory, atomic_write_text, clean_leftovers
 from llm_policy.manifest import CheckpointCorruptError, verify_manifest, write_manifest
+from llm_policy.small_files import (
+    MAX_CONFIG_BYTES,
+    UnsafeFileError,
+    file_kind,
+    read_small_file,
+    read_small_json,
+)
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -80,8 +88,12 @@ RESUMABLE_CHANGES = frozenset(
 """Config fields that may differ between a run and its resumption; anything else must match.
 (run.output_dir: the directory the checkpoint was found in is the run, wherever it was moved.)"""
 
-_POINTER = re.compile(r"update_\d{6,}")
+_POINTER = re.compile(r"update_[0-9]{6,}")
 """What `latest` may hold: the name of a checkpoint directory inside checkpoints/, no path."""
+MAX_POINTER_BYTES = 256
+"""`latest` holds one name (update_NNNNNN); anything longer is not a pointer of ours."""
+MAX_STATE_BYTES = 64 << 20
+"""Bound on optimizer.json (param groups list every parameter's index: large models have many)."""
 
 
 class CheckpointWarning(UserWarning):
@@ -178,10 +190,18 @@ def tidy_run_directory(output_dir: str | os.PathLike) -> None:
         clean_leftovers(directory)
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, max_bytes: int = MAX_CONFIG_BYTES) -> Any:
+    """The JSON in `path`, a regular file of at most `max_bytes` (never a pipe, device or link,
+    which could block or read without end: llm_policy.small_files); CheckpointCorruptError
+    naming the file otherwise."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+        return read_small_json(path, max_bytes, path.name)
+    except UnsafeFileError as error:
+        why = f"unreadable ({error.problem})"
+        raise CheckpointCorruptError(
+            path.parent, {path.name: "unreadable"}, {path.name: why}
+        ) from error
+    except (OSError, ValueError) as error:
         raise CheckpointCorruptError(
             path.parent, {path.name: "unreadable"}, {path.name: f"unreadable ({error})"}
         ) from error
@@ -313,24 +333,56 @@ def verify_checkpoint(path: str | os.PathLike) -> Path:
     anything reads it: CheckpointCorruptError names each missing, truncated or changed file.
     A checkpoint written before manifests existed is only checked for its files' presence."""
     path = Path(path)
-    missing = [name for name in REQUIRED_FILES if not (path / name).exists()]
+    missing = [name for name in REQUIRED_FILES if not os.path.lexists(path / name)]
     if not verify_manifest(path) and missing:
         raise FileNotFoundError(f"checkpoint {path} is incomplete: missing {missing}.")
+    _check_kinds(path)
     return path
+
+
+def _check_kinds(path: Path) -> None:
+    """Each required entry of checkpoint `path` is what it should be (policy/ a directory, the
+    rest regular files; no symbolic links), so no loader opens a pipe or a device. The manifest
+    checks the same for every file it lists; this also covers a checkpoint without one."""
+    problems, details = {}, {}
+    for name in REQUIRED_FILES:
+        try:
+            mode = os.lstat(path / name).st_mode
+        except FileNotFoundError:
+            problems[name] = details[name] = "missing"
+            continue
+        wanted = stat.S_ISDIR if name == "policy" else stat.S_ISREG
+        if not wanted(mode):
+            problems[name] = "not a regular file"
+            details[name] = f"not a {'directory' if name == 'policy' else 'regular file'} ("
+            details[name] += f"{file_kind(mode)})"
+    if problems:
+        raise CheckpointCorruptError(path, problems, details)
 
 
 def _pointer_problem(checkpoints: Path) -> tuple[str | None, Path | None]:
     """(what is wrong with `latest`, None) or (None, the checkpoint it names)."""
     pointer = checkpoints / LATEST
-    if not pointer.exists() and not pointer.is_symlink():
+    if not os.path.lexists(pointer):
         return "is missing", None
+    try:  # a regular file of a few bytes: a pipe, a device or a link is refused, never read
+        data = read_small_file(pointer, MAX_POINTER_BYTES, "checkpoint pointer")
+    except UnsafeFileError as error:
+        return error.problem, None
+    except OSError as error:
+        return f"cannot be read ({error.strerror})", None
+    # Its content is never shown: `latest` may be a copy of any file (a key, /etc/passwd).
     try:
-        name = pointer.read_text().strip()
-    except (OSError, UnicodeDecodeError) as error:
-        return f"cannot be read ({error})", None
+        name = data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        return f"cannot be read (its {len(data)} bytes are not a checkpoint name)", None
+    if not name:
+        return f"holds '', not the name of a checkpoint inside {checkpoints}", None
     if not _POINTER.fullmatch(name):
-        shown = name if len(name) < 80 else name[:77] + "..."
-        return f"holds {shown!r}, not the name of a checkpoint inside {checkpoints}", None
+        return (
+            f"holds {len(data)} bytes that are not the name of a checkpoint inside "
+            f"{checkpoints} (update_NNNNNN; the content is not shown)"
+        ), None
     target = checkpoints / name
     if target.is_symlink():
         return f"names {name}, a symbolic link (a checkpoint is a directory of the run)", None
@@ -391,7 +443,7 @@ def load_training_state(
     first (latest_checkpoint does it; a direct caller should call verify_checkpoint).
     """
     try:
-        meta = _read_json(path / "optimizer.json")
+        meta = _read_json(path / "optimizer.json", MAX_STATE_BYTES)
         optimizer.load_state_dict(
             _optimizer_from_files(load_file(str(path / "optimizer.safetensors")), meta)
         )
@@ -540,8 +592,8 @@ def _saved_init_from(config_file: Path) -> str | None:
     """run.init_from of a saved config (None when absent or unreadable: the trainer's resume
     check reports a damaged file)."""
     try:
-        value = json.loads(config_file.read_text()).get("run", {}).get("init_from")
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        value = read_small_json(config_file, MAX_CONFIG_BYTES).get("run", {}).get("init_from")
+    except (OSError, ValueError, AttributeError):
         return None
     return value if isinstance(value, str) else None
 

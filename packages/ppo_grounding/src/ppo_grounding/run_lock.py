@@ -26,10 +26,13 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import time
 import warnings
 import weakref
 from pathlib import Path
+
+from llm_policy.small_files import UnsafeFileError, file_kind
 
 __all__ = ["LOCK_FILE", "RunLock", "RunLockedError", "StaleLockWarning"]
 
@@ -67,6 +70,29 @@ def _describe(holder: dict) -> str:
     return f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, started {when}"
 
 
+def _open_lock_file(path: Path) -> int:
+    """Open (creating it) the regular file `path` for the lock.
+
+    Never through a symbolic link and never a pipe or a device: the holder's record is written
+    into it and it is emptied on release, so a link planted as run.lock would have us truncate
+    whatever file it points to, and a pipe or /dev/zero would block or fill the record.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    fix = "remove it (run.lock only records which job trains here) and start again"
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as error:
+        if os.path.islink(path):  # ELOOP: O_NOFOLLOW met a link
+            raise UnsafeFileError(path, "run lock", "is a symbolic link", fix) from error
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise UnsafeFileError(path, "run lock", f"is {file_kind(mode)}, not a regular file", fix)
+    os.set_blocking(fd, True)
+    return fd
+
+
 def _release(fd: int) -> None:
     try:
         os.ftruncate(fd, 0)
@@ -99,7 +125,7 @@ class RunLock:
         previous = _held.pop(key, None)
         if previous is not None:
             previous.release()  # the same process, a new trainer: take over
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = _open_lock_file(self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
