@@ -10,8 +10,9 @@ from .tiny_models import build_tiny_model
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    """tiny_model_dir(kind) -> directory of a tiny random model and its tokenizer (the offline
-    word tokenizer; a byte-level BPE for qwen2, see tiny_models.py)."""
+    """tiny_model_dir(kind) -> directory of a tiny random model and its tokenizer, for each kind
+    of `tiny_models.KINDS`: the offline word tokenizer, or for "qwen2", "t5-unigram" and
+    "llama-bpe" a tokenizer of the real format (see tiny_models.py)."""
     root = tmp_path_factory.mktemp("tiny_models")
     built: dict[str, str] = {}
 

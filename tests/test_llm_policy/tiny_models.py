@@ -3,25 +3,29 @@
 Weights are scaled so that token log-probs look like a real model's (a few units to tens per
 action), not the hundreds that default random initialisations of the output layer give.
 
-Every kind uses the offline word tokenizer except "qwen2": transformers loads any qwen2
-directory's tokenizer as its own byte-level BPE `Qwen2Tokenizer`, whatever tokenizer.json holds,
-so that kind gets a small byte-level BPE trained on the same words (`byte_level_bpe_tokenizer`),
-as a real Qwen2 checkpoint has: multi-token words, a leading-space marker, no BOS.
+Tokenizers: "t5", "flan-t5", "gpt2" and "llama" use the offline word tokenizer (one token per
+word, nothing added at the edges). The others have the formats of real checkpoints, trained on
+BabyAI text by `llm_policy.local_tokenizers`:
+- "qwen2": a byte-level BPE (multi-token words, a leading-space marker, no BOS). transformers loads
+  any qwen2 directory's tokenizer as its own byte-level `Qwen2Tokenizer`, whatever tokenizer.json
+  holds, so a word-level one would be read as single characters;
+- "t5-unigram": T5 with a SentencePiece unigram tokenizer ("▁" word starts, `</s>` appended, pad 0
+  / eos 1 / unk 2), loaded as `T5Tokenizer`;
+- "llama-bpe": Llama with a Llama-2-style SentencePiece BPE (`<s>` prepended, byte fallback, "▁"
+  word starts, no pad token), loaded as `LlamaTokenizer`.
+The two SentencePiece vocabularies are small, so that many words split into several pieces.
 """
 
 import json
 from pathlib import Path
 
 import torch
-from llm_policy.offline import (
-    BOS_ID,
-    EOS_ID,
-    PAD_ID,
-    SPECIAL_TOKENS,
-    build_word_tokenizer,
-    vocabulary,
-    with_special_tokens,
+from llm_policy.local_tokenizers import (
+    byte_level_bpe_tokenizer,
+    llama_bpe_tokenizer,
+    t5_unigram_tokenizer,
 )
+from llm_policy.offline import BOS_ID, EOS_ID, PAD_ID, build_word_tokenizer
 from safetensors.torch import save_file
 from transformers import (
     GPT2Config,
@@ -34,7 +38,21 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
-KINDS = ("t5", "flan-t5", "gpt2", "llama", "qwen2")
+KINDS = ("t5", "flan-t5", "gpt2", "llama", "qwen2", "t5-unigram", "llama-bpe")
+REAL_FORMAT_KINDS = ("t5-unigram", "llama-bpe")  # SentencePiece tokenizers of real formats
+# subword prompts run longer than word-level ones: the longest test prompt is about 150 tokens
+_REAL_FORMAT_MAX_LENGTH = 512
+
+
+def build_tokenizer(kind: str):
+    """The tokenizer a tiny model of this kind is saved with."""
+    if kind == "qwen2":
+        return byte_level_bpe_tokenizer(model_max_length=256)
+    if kind == "t5-unigram":
+        return t5_unigram_tokenizer(vocab_size=300, model_max_length=_REAL_FORMAT_MAX_LENGTH)
+    if kind == "llama-bpe":
+        return llama_bpe_tokenizer(vocab_size=450, model_max_length=_REAL_FORMAT_MAX_LENGTH)
+    return build_word_tokenizer(model_max_length=128)
 
 
 def _configs(kind: str, vocab: int):
@@ -50,6 +68,32 @@ def _configs(kind: str, vocab: int):
             decoder_start_token_id=PAD_ID,
             pad_token_id=PAD_ID,
             eos_token_id=EOS_ID,
+        )
+    if kind == "t5-unigram":  # the same T5 with T5's own ids: <pad> 0 (decoder start), </s> 1
+        return T5Config(
+            vocab_size=vocab,
+            d_model=32,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            dropout_rate=0.0,
+            decoder_start_token_id=0,
+            pad_token_id=0,
+            eos_token_id=1,
+        )
+    if kind == "llama-bpe":  # Llama-2's ids: <s> 1, </s> 2, and no pad token
+        return LlamaConfig(
+            vocab_size=vocab,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=_REAL_FORMAT_MAX_LENGTH,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=None,
         )
     if kind == "gpt2":
         return GPT2Config(
@@ -123,30 +167,8 @@ def write_flan_t5_like(directory: Path, vocab: int, seed: int = 0) -> dict[str, 
     return state
 
 
-def byte_level_bpe_tokenizer(vocab_size: int = 800, model_max_length: int = 128):
-    """A GPT-2/Qwen2-style byte-level BPE over the offline vocabulary's words (deterministic; the
-    special tokens keep the ids 0-3 of the word tokenizer's)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    words = [w for w in vocabulary() if w not in SPECIAL_TOKENS]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator([" ".join(words), *words, *(f" {w}" for w in words)], trainer)
-    return with_special_tokens(tok, model_max_length)
-
-
 def build_tiny_model(kind: str, directory: Path, seed: int = 0) -> Path:
-    if kind == "qwen2":
-        tokenizer = byte_level_bpe_tokenizer(model_max_length=256)
-    else:
-        tokenizer = build_word_tokenizer(model_max_length=128)
+    tokenizer = build_tokenizer(kind)
     vocab = len(tokenizer)
     if kind == "flan-t5":
         write_flan_t5_like(directory, vocab, seed)
@@ -156,14 +178,16 @@ def build_tiny_model(kind: str, directory: Path, seed: int = 0) -> Path:
         torch.manual_seed(seed)
         cls = {
             "t5": T5ForConditionalGeneration,
+            "t5-unigram": T5ForConditionalGeneration,
             "gpt2": GPT2LMHeadModel,
             "llama": LlamaForCausalLM,
+            "llama-bpe": LlamaForCausalLM,
             "qwen2": Qwen2ForCausalLM,
         }[kind]
         model = cls(config)
         with torch.no_grad():
             emb = model.get_input_embeddings().weight
-            if kind in ("gpt2", "llama", "qwen2"):
+            if kind in ("gpt2", "llama", "llama-bpe", "qwen2"):
                 # default std 0.02 gives near-uniform next-token distributions; 0.4 makes them
                 # peaked enough that scores differ between actions (tens per action, not hundreds)
                 emb.normal_(0.0, 0.4)

@@ -40,6 +40,7 @@ __all__ = [
 
 NORMALIZATIONS = ("sum", "token", "word")
 _CANDIDATE_CACHE_LIMIT = 100_000
+_WORD_START = "\u2581"  # "▁", SentencePiece's word-start marker
 
 
 class PromptTruncationWarning(UserWarning):
@@ -182,7 +183,8 @@ def _stacklevel_outside_package() -> int:
 class PairTokenizer:
     """Turns prompts and candidate lists into a `TokenizedBatch`.
 
-    Candidates are tokenized without special tokens, after `action_prefix`, and cached. Prompts get
+    Candidates are tokenized on their own, without special tokens, after `action_prefix` (less a
+    doubled SentencePiece word start, see `_drop_doubled_word_start`), and cached. Prompts get
     the tokenizer's special tokens; a decoder-only prompt loses a trailing EOS, since the candidate
     continues it. A prompt longer than the model accepts loses its beginning (a leading BOS is
     kept), with a `PromptTruncationWarning`: the end is where the current observation is.
@@ -313,10 +315,25 @@ class PairTokenizer:
         if ids is None:
             with_prefix = self.action_prefix + text
             ids = list(self.tokenizer(with_prefix, add_special_tokens=False)["input_ids"])
+            if with_prefix.startswith(" ") and not with_prefix.startswith("  "):
+                ids = self._drop_doubled_word_start(ids)
             if self.warn_unknown_words:
                 self._warn_unknown_words([with_prefix], add_special_tokens=False)
             if len(self._candidate_cache) < _CANDIDATE_CACHE_LIMIT:
                 self._candidate_cache[text] = ids
+        return ids
+
+    def _drop_doubled_word_start(self, ids: list[int]) -> list[int]:
+        """Ids of a candidate that starts with one space, without the second word start that a
+        SentencePiece tokenizer adds to it. Such a tokenizer puts "▁" before every text and turns
+        spaces into "▁" (real SentencePiece, and the tokenizer.json of Llama-2-style checkpoints
+        that transformers loads as is, e.g. for Mistral or Phi-3), so " go" reads "▁▁go": a lone
+        "▁", then "▁go". After the prompt the same text reads ":", "▁go"; the lone "▁" is a
+        second space that prompt + action do not hold, and scoring it would add log P("▁")."""
+        if len(ids) >= 2:
+            first, second = self.tokenizer.convert_ids_to_tokens(ids[:2])
+            if first == _WORD_START and isinstance(second, str) and second.startswith(_WORD_START):
+                return ids[1:]
         return ids
 
     def _check_distinct(self, candidates: Sequence[str], ids: list[list[int]]) -> None:
