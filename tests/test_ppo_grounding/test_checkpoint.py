@@ -5,6 +5,7 @@ import shutil
 import pytest
 import torch
 from llm_policy import atomic
+from ppo_grounding import checkpoint
 from ppo_grounding.checkpoint import (
     TrainerState,
     _optimizer_from_files,
@@ -59,9 +60,10 @@ def test_a_failed_save_leaves_no_half_written_checkpoint(tmp_path):
 def test_resaving_a_checkpoint_never_leaves_latest_naming_a_missing_or_partial_one(
     tmp_path, monkeypatch
 ):
-    # The final save of a run re-saves the checkpoint that a checkpoint_every save has just
-    # written. At every rename and removal during that re-save, `latest` must name a complete
-    # checkpoint: the old one or the new one, never none.
+    # A checkpoint is re-saved when a run that resumed from an older one reaches its update
+    # again (the end-of-run save skips one that `latest` already names: forced here). At every
+    # rename and removal during that re-save, `latest` must name a complete checkpoint: the old
+    # one or the new one, never none.
     probe = [tmp_path / "probe" / name for name in "ab"]
     for path in probe:
         path.mkdir(parents=True)
@@ -91,6 +93,7 @@ def test_resaving_a_checkpoint_never_leaves_latest_naming_a_missing_or_partial_o
     monkeypatch.setattr(os, "replace", spied("replace", os.replace))
     monkeypatch.setattr(shutil, "rmtree", spied("rmtree", shutil.rmtree))
     monkeypatch.setattr(atomic, "_exchange", spied("exchange", atomic._exchange))
+    monkeypatch.setattr(checkpoint, "_already_published", lambda *args: False)
     save_tagged_checkpoint(run, 3, "second")
     monkeypatch.undo()
 

@@ -51,7 +51,10 @@ KILLER = textwrap.dedent(
         checkpoint.write_manifest = lambda directory: die()
     elif point == "between_delete_and_rename":
         # where renameat2(RENAME_EXCHANGE) is missing, a re-save moves the old checkpoint aside
-        # and then renames the new one in: die between the two
+        # and then renames the new one in: die between the two (the final save re-saves the
+        # last checkpoint only when forced: it skips one that `latest` already names)
+        import ppo_grounding.checkpoint as checkpoint
+        checkpoint._already_published = lambda *args: False
         from llm_policy import atomic
         atomic._exchange = lambda a, b: False
         rename = os.rename

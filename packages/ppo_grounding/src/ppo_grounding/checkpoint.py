@@ -34,7 +34,9 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import stat
+import uuid
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,6 +83,7 @@ RESUMABLE_CHANGES = frozenset(
         "run.tensorboard",
         "run.torch_threads",
         "run.checkpoint_every",
+        "run.keep_last",
         "run.max_minutes",
         "run.output_dir",
     }
@@ -284,30 +287,126 @@ def save_checkpoint(
     shuffle_generator: torch.Generator,
     state: TrainerState,
     config_json: str,
+    keep_last: int | None = None,
 ) -> Path:
     """Write the checkpoint of `state.update` and point `latest` at it; returns its directory.
 
-    An existing checkpoint of the same update (the final save right after a checkpoint_every
-    save) is replaced in one step: `latest` keeps naming a complete directory throughout. A
-    policy or optimiser holding NaN/inf raises finite.NonFiniteError and nothing is written.
+    If `latest` already names a complete checkpoint of this update (the final save right after a
+    checkpoint_every save, or a finished run resumed), nothing is written: rewriting it would
+    need room for a second copy, so a nearly full disk would fail a run that has finished, and
+    every resume of it. Another existing checkpoint of the same update (one `latest` does not
+    name) is replaced in one step: `latest` keeps naming a complete directory throughout. A
+    policy or optimiser holding NaN/inf raises finite.NonFiniteError and nothing is written. A
+    failed write (a full disk) raises OSError, whatever library wrote the file, and leaves the
+    checkpoint of that name and `latest` as they were.
+
+    With `keep_last` N (None: the run.keep_last of `config_json`; absent, every checkpoint is
+    kept) the checkpoints before this one are then deleted but the N - 1 newest, never the one
+    `latest` names.
     """
+    final = checkpoint_dir(output_dir, state.update)
+    if keep_last is None:
+        keep_last = _keep_last(config_json)
+    if _already_published(final, state):
+        _remove_old_checkpoints(final, keep_last)
+        return final
     if hasattr(policy, "named_parameters"):  # NaN/inf never reach a checkpoint (finite.py)
         check_state(state.update, policy, optimizer)
-    final = checkpoint_dir(output_dir, state.update)
-    with atomic_directory(final, marker=STATE_FILE) as tmp:
-        policy.save_pretrained(tmp / "policy")
-        tensors, meta = _optimizer_to_files(optimizer)
-        save_file(tensors, str(tmp / "optimizer.safetensors"))
-        (tmp / "optimizer.json").write_text(json.dumps(meta, indent=1))
-        save_file(
-            {"torch": torch.get_rng_state(), "shuffle": shuffle_generator.get_state()},
-            str(tmp / "rng.safetensors"),
-        )
-        (tmp / STATE_FILE).write_text(json.dumps(asdict(state), indent=1))
-        (tmp / CONFIG_FILE).write_text(config_json)
-        write_manifest(tmp)  # last: sizes and hashes of every file above, checked at load
+    try:
+        with atomic_directory(final, marker=STATE_FILE) as tmp:
+            policy.save_pretrained(tmp / "policy")
+            tensors, meta = _optimizer_to_files(optimizer)
+            save_file(tensors, str(tmp / "optimizer.safetensors"))
+            (tmp / "optimizer.json").write_text(json.dumps(meta, indent=1))
+            save_file(
+                {"torch": torch.get_rng_state(), "shuffle": shuffle_generator.get_state()},
+                str(tmp / "rng.safetensors"),
+            )
+            (tmp / STATE_FILE).write_text(json.dumps(asdict(state), indent=1))
+            (tmp / CONFIG_FILE).write_text(config_json)
+            write_manifest(tmp)  # last: sizes and hashes of every file above, checked at load
+    except SafetensorError as error:
+        raise _as_os_error(error, final) from error
     atomic_write_text(final.parent / LATEST, final.name)
+    _remove_old_checkpoints(final, keep_last)  # only once the new one is published
     return final
+
+
+_OS_ERROR = re.compile(r"\(os error ([0-9]+)\)")
+"""How safetensors (Rust) words the system error under a failed write."""
+
+
+def _as_os_error(error: SafetensorError, final: Path) -> Exception:
+    """The OSError under a safetensors write failure (e.g. "Error while serializing: I/O error:
+    No space left on device (os error 28)"), so a full disk reads like any other failed write
+    (`OSError: [Errno 28] No space left on device`); other SafetensorErrors are returned as
+    they are."""
+    match = _OS_ERROR.search(str(error))
+    if match is None:
+        return error
+    code = int(match.group(1))
+    return OSError(code, os.strerror(code), str(final))
+
+
+def _already_published(final: Path, state: TrainerState) -> bool:
+    """`latest` names `final`, which is complete (every file and its manifest, written last)
+    and holds update `state.update`."""
+    problem, target = _pointer_problem(final.parent)
+    if target is None or target.name != final.name or not _complete(final):
+        return False
+    if not (final / "manifest.json").is_file():
+        return False
+    try:
+        saved = _read_json(final / STATE_FILE)
+    except CheckpointCorruptError:
+        return False
+    return isinstance(saved, dict) and saved.get("update") == state.update
+
+
+def _keep_last(config_json: str) -> int | None:
+    """run.keep_last of a config's JSON (None when absent or not a positive int)."""
+    try:
+        value = json.loads(config_json).get("run", {}).get("keep_last")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _remove_old_checkpoints(newest: Path, keep_last: int | None) -> None:
+    """Delete the checkpoints before `newest` but the keep_last - 1 newest of them (nothing with
+    keep_last None). Never the one `latest` names; checkpoints after `newest` (left by an
+    attempt that resumed from an older one) are left for the run to replace. Each is renamed to
+    a hidden temporary name first, so a kill mid-removal never leaves a partial directory under
+    a checkpoint's name (`tidy_run_directory` removes the rest). A failure only warns: the new
+    checkpoint is safe, and the run goes on."""
+    if keep_last is None:
+        return
+    checkpoints = newest.parent
+    _, named = _pointer_problem(checkpoints)
+    number = _update_of(newest)
+    older = [
+        p
+        for p in checkpoints.iterdir()
+        if _POINTER.fullmatch(p.name) and p.is_dir() and not p.is_symlink()
+    ]
+    older = [p for p in older if _update_of(p) < number and (named is None or p != named)]
+    older.sort(key=_update_of, reverse=True)
+    for path in older[max(keep_last - 1, 0) :]:
+        hidden = checkpoints / f".{path.name}.tmp-removed-{uuid.uuid4().hex[:8]}"
+        try:
+            os.rename(path, hidden)
+            shutil.rmtree(hidden)
+        except OSError as error:
+            warnings.warn(
+                f"run.keep_last {keep_last}: could not remove {path} ({error}); remove it by "
+                "hand if the space is needed.",
+                CheckpointWarning,
+                stacklevel=3,
+            )
+
+
+def _update_of(path: Path) -> int:
+    return int(path.name.split("_")[1])
 
 
 def _complete(path: Path) -> bool:

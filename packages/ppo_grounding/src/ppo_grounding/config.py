@@ -118,6 +118,8 @@ class RunConfig:
     """Directory for metrics.jsonl, TensorBoard events, checkpoints and the config."""
     checkpoint_every: int = 10
     """Write a checkpoint every N updates (and always at the end); 0 writes only the last one."""
+    keep_last: int | None = None
+    """Keep only the N newest checkpoints (>= 1; older ones are deleted once a new one is published, never the one `latest` names); None keeps every checkpoint."""
     max_minutes: float | None = None
     """Stop after the update that crosses this many minutes of training (> 0; None: train to total_frames)."""
     resume: bool = False
@@ -377,6 +379,10 @@ class TrainConfig:
         r = self.run
         if r.checkpoint_every < 0:
             errors.append(f"run.checkpoint_every={r.checkpoint_every}: use 0 or more.")
+        if r.keep_last is not None and r.keep_last < 1:
+            errors.append(
+                f"run.keep_last={r.keep_last}: keep at least 1 checkpoint, or None to keep all."
+            )
         if r.max_minutes is not None and r.max_minutes <= 0:
             errors.append(f"run.max_minutes={r.max_minutes}: use a positive number, or None.")
         if r.init_from is not None and not r.init_from.strip():
