@@ -9,13 +9,16 @@ from llm_policy import (
     build_prompt,
 )
 
-KINDS = ("t5", "flan-t5", "gpt2", "llama", "qwen2")
+# t5-unigram and llama-bpe: the real SentencePiece formats (local_tokenizers.py)
+KINDS = ("t5", "flan-t5", "gpt2", "llama", "qwen2", "t5-unigram", "llama-bpe")
 FAST = {
     "t5": "recompute",
     "flan-t5": "recompute",
     "gpt2": "packed",
     "llama": "packed",
     "qwen2": "packed",
+    "t5-unigram": "recompute",
+    "llama-bpe": "packed",
 }
 ATOL = 1e-4
 

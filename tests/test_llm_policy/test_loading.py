@@ -58,19 +58,18 @@ def test_trust_remote_code_is_false_by_default_and_passed_to_every_loader(tiny_m
     assert PolicyConfig().trust_remote_code is False
     LLMPolicy(PolicyConfig(model=tiny_model_dir("gpt2"), value_head_hidden=8))
     names = [name for name, _, _ in recorded]
-    # (AutoTokenizer reads the config again itself, passing the flag on)
-    assert names[:3] == ["AutoConfig", "AutoModelForCausalLM", "AutoTokenizer"]
+    # the tokenizer loads before the weights (a broken one fails fast); AutoTokenizer reads the
+    # config again itself, passing the flag on
+    assert names[0] == "AutoConfig" and names[-1] == "AutoModelForCausalLM"
     assert set(names) == {"AutoConfig", "AutoModelForCausalLM", "AutoTokenizer"}
     assert all(kwargs["trust_remote_code"] is False for _, _, kwargs in recorded)
 
 
 def test_trust_remote_code_true_is_passed_when_asked(tiny_model_dir, recorded):
     LLMPolicy(PolicyConfig(model=tiny_model_dir("t5"), value_head_hidden=8, trust_remote_code=True))
-    assert [name for name, _, _ in recorded][:3] == [
-        "AutoConfig",
-        "AutoModelForSeq2SeqLM",
-        "AutoTokenizer",
-    ]
+    names = [name for name, _, _ in recorded]
+    assert names[0] == "AutoConfig" and names[-1] == "AutoModelForSeq2SeqLM"
+    assert "AutoTokenizer" in names
     assert all(kwargs["trust_remote_code"] is True for _, _, kwargs in recorded)
 
 

@@ -133,3 +133,23 @@ def test_a_dtype_the_device_cannot_compute_is_refused_before_loading(monkeypatch
         check_precision("bfloat16", "cuda:0", "PolicyConfig.dtype")
     check_precision("bfloat16", "cpu")
     check_precision("float16", "cpu")  # CPU autocast computes fp16 (slowly); the scaler works
+
+
+def test_a_model_directory_without_a_tokenizer_is_refused_before_its_weights_load(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    source = tmp_path / "no_tokenizer"
+    shutil.copytree(tiny_model_dir("gpt2"), source)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (source / name).unlink(missing_ok=True)
+
+    def never(*args, **kwargs):
+        raise AssertionError("the weights were loaded before the tokenizer was checked")
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", never)
+    with pytest.raises(FileNotFoundError, match="has no tokenizer.*save_pretrained"):
+        LLMPolicy(PolicyConfig(model=str(source)))

@@ -246,6 +246,21 @@ def load_model_and_tokenizer(
                 "where the Hub can be reached) to download it into the cache once."
             ) from err
         raise
+    # The tokenizer first: a directory without one fails in a second, not after the weights load.
+    _check_has_tokenizer(name, source)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **remote)
+    except Exception as err:
+        # transformers says only "Expecting value: line 1 column 1", not which file it read
+        broken = _unreadable_tokenizer_files(source)
+        if not broken:
+            raise
+        raise ValueError(
+            f"{name}: the tokenizer file(s) {', '.join(map(str, broken))} are not valid JSON "
+            f"({err}); the file was damaged or is not a tokenizer file: replace it with a good "
+            "copy (download or copy the model again, or save the tokenizer with "
+            "tokenizer.save_pretrained)."
+        ) from err
     if disable_dropout:
         _disable_dropout(config)
     auto_cls = (
@@ -269,21 +284,29 @@ def load_model_and_tokenizer(
                 ) from err
             raise
     protect_untied_output_head(model)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **remote)
-    except Exception as err:
-        # transformers says only "Expecting value: line 1 column 1", not which file it read
-        broken = _unreadable_tokenizer_files(source)
-        if not broken:
-            raise
-        raise ValueError(
-            f"{name}: the tokenizer file(s) {', '.join(map(str, broken))} are not valid JSON "
-            f"({err}); the file was damaged or is not a tokenizer file: replace it with a good "
-            "copy (download or copy the model again, or save the tokenizer with "
-            "tokenizer.save_pretrained)."
-        ) from err
     model.to(target)
     return model, tokenizer
+
+
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "tokenizer.model",
+    "spiece.model",
+    "vocab.json",
+    "vocab.txt",
+)
+
+
+def _check_has_tokenizer(name: str, source: str) -> None:
+    """A local model directory must hold a tokenizer: say so before any weight is read."""
+    directory = Path(source)
+    if directory.is_dir() and not any((directory / f).is_file() for f in _TOKENIZER_FILES):
+        raise FileNotFoundError(
+            f"{name}: the model directory {directory} has no tokenizer (none of "
+            f"{', '.join(_TOKENIZER_FILES)}); save the model's tokenizer beside it with "
+            f"tokenizer.save_pretrained('{directory}')"
+        )
 
 
 def _unreadable_tokenizer_files(source: str) -> list[Path]:

@@ -7,6 +7,7 @@ ppo-grounding evaluate --checkpoint runs/quickstart/checkpoints/update_000060 --
 ppo-grounding evaluate --checkpoint runs/quickstart --suite generalisation --out results/
 ppo-grounding replay --checkpoint runs/quickstart --episodes 3 --out replays/
 ppo-grounding plot runs/quickstart-* --out curves.png
+ppo-grounding plan --preset paper --processes 8 --device-memory-gib 80
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import tyro
 
@@ -411,8 +412,53 @@ def plot(argv: list[str]) -> None:
         raise SystemExit(f"ppo-grounding plot: {error}") from None
 
 
+def _pop_option(argv: list[str], option: str, kind: type) -> tuple[list[str], Any]:
+    """Remove `--option VALUE` (or `--option=VALUE`) from argv; returns (argv, value or None)."""
+    for i, arg in enumerate(argv):
+        name, eq, value = arg.partition("=")
+        if name != option:
+            continue
+        if not eq:
+            if i + 1 >= len(argv):
+                raise SystemExit(f"ppo-grounding plan: {option} needs a value")
+            value, rest = argv[i + 1], argv[:i] + argv[i + 2 :]
+        else:
+            rest = argv[:i] + argv[i + 1 :]
+        try:
+            return rest, kind(value)
+        except ValueError:
+            message = f"ppo-grounding plan: {option} {value!r} is not a {kind.__name__}"
+            raise SystemExit(message) from None
+    return argv, None
+
+
+def plan(argv: list[str]) -> None:
+    """Memory per process of a training run (plan.py), before anything is loaded."""
+    argv, processes = _pop_option(argv, "--processes", int)
+    argv, memory = _pop_option(argv, "--device-memory-gib", float)
+    argv, tokens = _pop_option(argv, "--tokens-per-prompt", int)
+    config = _train_config(
+        argv,
+        "plan",
+        "Memory per process of `train` with these options, and whether it fits; plan's own "
+        "options: --processes N (data-parallel processes, default 1), --device-memory-gib GIB "
+        "(memory of one device), --tokens-per-prompt N (default: estimated from "
+        "--env.num-observations)",
+    )
+    from .plan import format_plan, plan_memory, suggestions
+
+    try:
+        result = plan_memory(
+            config, processes=processes or 1, device_memory_gib=memory, tokens_per_prompt=tokens
+        )
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    print(format_plan(result, suggestions(config, result)))
+
+
 COMMANDS = {
     "train": train,
+    "plan": plan,
     "clone": clone,
     "evaluate": evaluate,
     "replay": replay,
