@@ -151,7 +151,7 @@ def resume_point(config: TrainConfig) -> Path | None:
         saved_config = output_dir / CONFIG_FILE
         if complete_checkpoints(output_dir) or not saved_config.is_file():
             raise
-        check_resumable(_read_json(saved_config), config)
+        check_resumable(_read_json(saved_config), config, source=saved_config)
         warnings.warn(
             f"{output_dir} holds a run that was stopped before its first checkpoint: it starts "
             "again from update 0 (its metrics are rewritten).",
@@ -159,7 +159,7 @@ def resume_point(config: TrainConfig) -> Path | None:
             stacklevel=2,
         )
         return None
-    check_resumable(_read_json(checkpoint / CONFIG_FILE), config)
+    check_resumable(_read_json(checkpoint / CONFIG_FILE), config, source=checkpoint / CONFIG_FILE)
     return checkpoint
 
 
@@ -210,15 +210,24 @@ def _read_json(path: Path, max_bytes: int = MAX_CONFIG_BYTES) -> Any:
         ) from error
 
 
-def check_resumable(saved: dict[str, dict[str, Any]], config: TrainConfig) -> None:
+def check_resumable(
+    saved: Any, config: TrainConfig, *, source: str | os.PathLike = "the checkpoint"
+) -> None:
     """Raise a ValueError listing every field where `config` differs from the `saved` config of
-    a checkpoint, other than RESUMABLE_CHANGES."""
-    current = config.to_dict()
+    a checkpoint (read from `source`), other than RESUMABLE_CHANGES.
+
+    `saved` is data from a file: anything but a whole TrainConfig (every section an object of
+    known fields; a field missing from a section reads as its default, as `from_dict` reads it
+    and as an older version that lacked the field behaved) is refused as damaged, so a partial
+    config cannot pass for the same one.
+    """
+    saved_config = parse_saved_config(saved, source)
+    current, before = config.to_dict(), saved_config.to_dict()
     differences = []
-    for section, fields in saved.items():
+    for section, fields in before.items():
         for name, value in fields.items():
             key = f"{section}.{name}"
-            now = current.get(section, {}).get(name)
+            now = current[section][name]
             if isinstance(value, list):
                 value = tuple(value)
             if isinstance(now, list):
@@ -229,9 +238,75 @@ def check_resumable(saved: dict[str, dict[str, Any]], config: TrainConfig) -> No
         raise ValueError(
             "cannot resume: the config differs from the checkpoint's:\n  - "
             + "\n  - ".join(differences)
-            + "\nPass the same options as the original run (only total_frames and run.* display "
-            "options may change), or start a new run in another --run.output-dir."
+            + f"\n{RESUME_OPTIONS} Or start a new run in another --run.output-dir."
         )
+
+
+RESUME_OPTIONS = (
+    "`ppo-grounding train --run.output-dir DIR --run.resume` alone continues the run with its own "
+    "config (DIR/config.json); options given beside it must agree with it, except "
+    + ", ".join(sorted(RESUMABLE_CHANGES - {"run.resume"}))
+    + ", which may change."
+)
+
+
+def resume_defaults(config: TrainConfig) -> TrainConfig:
+    """What `ppo-grounding train --run.resume` starts from before its options apply: the run's
+    own <output_dir>/config.json, so `--run.output-dir DIR --run.resume` alone continues the run
+    as it was configured (`config` itself when DIR has no config.json: then the options given
+    must be the run's). A config.json that cannot be read or is not a whole config is a
+    ValueError naming it and the fix. run.max_minutes is the one field not taken from it."""
+    output_dir = Path(config.run.output_dir)
+    path = output_dir / CONFIG_FILE
+    if not os.path.lexists(path):
+        return config
+    try:
+        data = read_small_json(path, MAX_CONFIG_BYTES, "run config")
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"{path} cannot be read ({error}). Restore it from a backup or from a copy in "
+            f"{output_dir / CHECKPOINTS}/update_*/config.json, or start a new run in another "
+            "--run.output-dir."
+        ) from None
+    saved = parse_saved_config(data, path)
+    saved.run.output_dir = config.run.output_dir  # the directory given is the run (moved or not)
+    saved.run.init_from = None  # recorded, not given: load_init_policy restores it on resume
+    saved.run.resume = True
+    # A time budget is not carried over (as before): give --run.max-minutes again to keep one.
+    # (A cloning run saves a budget of a moment, so that its PPO continuation would stop at once.)
+    saved.run.max_minutes = config.run.max_minutes
+    return saved
+
+
+def parse_saved_config(saved: Any, source: str | os.PathLike) -> TrainConfig:
+    """The TrainConfig that the JSON value `saved` (read from `source`) holds; a ValueError
+    naming `source` and the fix when it is not a whole config ([], "x", {"ppo": 5}, missing
+    sections, unknown fields, values no section accepts)."""
+    from .config import TrainConfig
+
+    sections = [f.name for f in dataclasses.fields(TrainConfig)]
+    problem = None
+    if not isinstance(saved, dict):
+        problem = f"it holds a JSON {type(saved).__name__}, not an object of sections"
+    else:
+        missing = [name for name in sections if name not in saved]
+        not_objects = [
+            name for name in sections if name in saved and not isinstance(saved[name], dict)
+        ]
+        if missing:
+            problem = f"sections {missing} are missing (a partial config)"
+        elif not_objects:
+            problem = f"sections {not_objects} are not JSON objects"
+    if problem is None:
+        try:
+            return TrainConfig.from_dict(saved)
+        except (ValueError, TypeError) as error:
+            problem = str(error)
+    raise ValueError(
+        f"{source} is not a whole run config: {problem}. It was damaged or edited; restore it "
+        "from a backup (each checkpoint holds a copy of its run's config.json, checked by its "
+        "manifest), or start a new run in another --run.output-dir."
+    )
 
 
 def _same_path(a: Any, b: Any) -> bool:
@@ -581,11 +656,14 @@ def load_policy_for_eval(path: str | os.PathLike) -> tuple[LLMPolicy, TrainConfi
     if (path / "policy").is_dir() and (path / CONFIG_FILE).is_file():
         if not verified:
             verify_checkpoint(path)
-        config = TrainConfig.from_dict(_read_json(path / CONFIG_FILE))
+        config = parse_saved_config(_read_json(path / CONFIG_FILE), path / CONFIG_FILE)
         try:
             check_env_id(config.env.env_id, f"env.env_id in {path / CONFIG_FILE}")
+            # as `train` checks it (types, ranges: an env.num_observations of "3" or -1 would
+            # fail later, far from its cause), but not this machine's devices or paths
+            config.validate(check_paths=False, check_device=False)
         except ValueError as error:
-            raise ValueError(f"refusing to load {path}: {error}") from None
+            raise ValueError(f"refusing to load {path}: {path / CONFIG_FILE}: {error}") from None
         config = dataclasses.replace(
             config, policy=dataclasses.replace(config.policy, trust_remote_code=False)
         )

@@ -90,8 +90,13 @@ class PlotArgs:
     """PNG file to write."""
 
 
-def _train_config(argv: list[str], command: str, description: str) -> TrainConfig:
-    """A TrainConfig from `--preset NAME` and the options, checked before anything is built."""
+def _train_config(
+    argv: list[str], command: str, description: str, *, resume_own_config: bool = False
+) -> TrainConfig:
+    """A TrainConfig from `--preset NAME` and the options, checked before anything is built.
+
+    With `resume_own_config` and --run.resume, the run's own config.json takes the preset's
+    place: the options given change it (checked against the checkpoint when the run starts)."""
     preset = "offline"
     if "--preset" in argv:
         i = argv.index("--preset")
@@ -99,13 +104,25 @@ def _train_config(argv: list[str], command: str, description: str) -> TrainConfi
             raise SystemExit(f"--preset needs one of {sorted(PRESETS)}")
         preset = argv[i + 1]
         argv = argv[:i] + argv[i + 2 :]
-    config = tyro.cli(
-        TrainConfig,
-        default=PRESETS[preset](),
-        args=argv,
-        prog=f"ppo-grounding {command}",
-        description=f"{description} (preset: {preset}; --preset offline|paper picks the defaults).",
-    )
+
+    def parse(default: TrainConfig) -> TrainConfig:
+        return tyro.cli(
+            TrainConfig,
+            default=default,
+            args=argv,
+            prog=f"ppo-grounding {command}",
+            description=f"{description} (preset: {preset}; --preset offline|paper picks the "
+            "defaults).",
+        )
+
+    config = parse(PRESETS[preset]())
+    if resume_own_config and config.run.resume:
+        from .checkpoint import resume_defaults
+
+        try:
+            config = parse(resume_defaults(config))
+        except ValueError as error:  # a damaged config.json: the message says what to do
+            raise SystemExit(f"ppo-grounding {command}: {error}") from None
     if config.policy.head == "action_head" and not _given(argv, "--policy.num-actions"):
         config.policy.num_actions = config.env.num_actions  # one logit per action of the env
     from .distributed import check_sizes, launched_world_size
@@ -159,7 +176,7 @@ def clone(argv: list[str]) -> None:
 
 
 def train(argv: list[str]) -> None:
-    config = _train_config(argv, "train", "Train with PPO")
+    config = _train_config(argv, "train", "Train with PPO", resume_own_config=True)
 
     from llm_policy import CheckpointCorruptError
 

@@ -263,13 +263,15 @@ class TrainConfig:
             return self.ppo.learning_rate
         return self.ppo.learning_rate * (1.0 - update / self.num_updates)
 
-    def validate(self, *, check_paths: bool = True) -> None:
+    def validate(self, *, check_paths: bool = True, check_device: bool = True) -> None:
         """Reject invalid values and combinations with a message that says how to fix them.
 
         Every number must be finite and in range (a NaN passes no comparison, so it is refused
         here rather than poisoning the first update). Also checked, before any env or model is
-        built: the env ID is a registered BabyAI-Text ID, the policy's device exists on this
-        machine, and (with `check_paths`) the output directory can be written.
+        built: the env ID is a registered BabyAI-Text ID, (with `check_device`) the policy's
+        device exists on this machine, and (with `check_paths`) the output directory can be
+        written. A saved config read for evaluation is checked without the last two: it was
+        written on the machine and in the directory of its run.
         """
         errors = [
             error for name in _OWN_SECTIONS for error in _type_errors(name, getattr(self, name))
@@ -292,9 +294,10 @@ class TrainConfig:
         except ValueError as error:
             errors.append(str(error))
         try:
-            from llm_policy.loading import check_device
+            from llm_policy.loading import check_device as device_exists
 
-            check_device(self.policy.device, "policy.device")
+            if check_device:
+                device_exists(self.policy.device, "policy.device")
         except ValueError as error:
             errors.append(str(error))
         if check_paths:
