@@ -220,6 +220,23 @@ class Distributed:
             )
 
 
+SEED_RANGE = 2**32
+"""numpy's legacy seeding (np.random.seed, which seed_everything calls) takes 0 .. 2**32 - 1;
+torch and gymnasium take more, so this range suits all three."""
+RESUME_SEED_STRIDE = 7919
+"""A prime: each resumed update count gets its own stream of seeds."""
+
+
+def resume_seed(seed: int, update: int, rank: int) -> int:
+    """The seed of process `rank`'s RNGs when a multi-process run resumes at update `update`.
+
+    The checkpoint holds the main process's RNG states only, so every process is reseeded from
+    run.seed, the update count and its rank; the sum is wrapped into SEED_RANGE (run.seed may be
+    as large as 2**32 - 1 - num_envs, and run.seed + 7919 * update overflows numpy's range).
+    Distinct ranks still get distinct seeds (a world size is far below 2**32)."""
+    return (seed + RESUME_SEED_STRIDE * update + rank) % SEED_RANGE
+
+
 def _leave_process_group() -> None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
