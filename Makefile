@@ -10,7 +10,7 @@ TORCH  ?= torch==2.13.0
 # [video] (imageio-ffmpeg: MP4 replays).
 PACKAGES := packages/babyai_text packages/llm_policy "packages/ppo_grounding[plot,video]"
 
-.PHONY: setup quickstart test lint clean
+.PHONY: setup quickstart test lint clean gpu-smoke
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: Makefile requirements-dev.txt $(wildcard packages/*/pyproject.toml)
@@ -27,6 +27,11 @@ quickstart: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# One PPO update of each paper-size model in bf16 on CUDA, then DDP on every visible GPU; says so
+# and exits 0 on a machine without CUDA. TORCH= a CUDA build (e.g. TORCH=torch) on a GPU machine.
+gpu-smoke: setup
+	$(PY) benchmarks/gpu_smoke.py
 
 # The same two checks as .pre-commit-config.yaml, with the ruff pinned in requirements-dev.txt.
 lint: setup

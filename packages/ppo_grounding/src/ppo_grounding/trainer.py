@@ -144,7 +144,7 @@ class PPOTrainer:
             if dist.enabled:
                 # The checkpoint holds the main process's RNG streams: give each process its own
                 # again (any number of processes may resume, the global sizes being the same).
-                seed = config.run.seed + 7919 * self.state.update + dist.rank
+                seed = distributed.resume_seed(config.run.seed, self.state.update, dist.rank)
                 seed_everything(seed)
                 self.shuffle.manual_seed(seed)
 
@@ -336,6 +336,9 @@ class PPOTrainer:
                         "time/elapsed_s": self.state.elapsed_s,
                     }
                 )
+                if self.policy.device.type == "cuda":  # the fullest device of the run
+                    peak = torch.cuda.max_memory_allocated(self.policy.device) / 2**30
+                    metrics["memory/device_peak_gib"] = self.dist.max([peak])[0]
                 if self.logger is not None:
                     self.logger.log(self.state.update, metrics)
                 self.reporter.update(cfg.batch_size, metrics)
