@@ -32,6 +32,8 @@ WRONG_TYPES = [
     ("seed", "0", "an int"),
     ("max_prompt_tokens", 2.0, "an int or None"),
     ("max_prompt_tokens", True, "an int or None"),
+    ("max_batch_prompts", 2.5, "an int or None"),
+    ("max_batch_prompts", "64", "an int or None"),
     ("lora_dropout", math.nan, "a finite number"),
     ("lora_dropout", math.inf, "a finite number"),
     ("lora_dropout", "0.1", "a finite number"),
@@ -69,6 +71,7 @@ def test_values_of_the_declared_types_pass():
         attn_implementation="sdpa",
         action_prefix="",
         max_prompt_tokens=128,
+        max_batch_prompts=512,
         seed=2**40,
         lora_target_modules=["q", "v"],
     )

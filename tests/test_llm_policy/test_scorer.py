@@ -191,3 +191,33 @@ def test_length_bucketing_keeps_order_values_and_gradients(tiny_model_dir, kind)
     for x, y in zip(ga, gb, strict=True):
         if x is not None:
             torch.testing.assert_close(y, x, atol=2e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["flan-t5", "gpt2"])
+def test_max_batch_prompts_bounds_each_forward_and_keeps_the_scores(tiny_model_dir, kind):
+    """Scoring memory is bounded by max_batch_prompts, not by how many prompts (envs) a call
+    passes: every forward sees at most that many prompts, and the scores are those of one batch."""
+    from llm_policy import LLMPolicy, PolicyConfig
+
+    prompts = (make_prompts() * 3)[:7]
+    candidates = [CANDIDATES[i % len(CANDIDATES)] for i in range(len(prompts))]
+    whole = LLMPolicy(PolicyConfig(model=tiny_model_dir(kind), max_batch_prompts=None))
+    chunked = LLMPolicy(PolicyConfig(model=tiny_model_dir(kind), max_batch_prompts=2))
+    seen = []
+    for method in ("run", "prompt_features"):
+        original = getattr(chunked.scorer.forwards, method)
+
+        def spy(*args, _original=original):
+            seen.append(args[-1].prompt_ids.shape[0])  # the PaddedBatch
+            return _original(*args)
+
+        setattr(chunked.scorer.forwards, method, spy)
+    with torch.no_grad():
+        want, got = whole(prompts, candidates), chunked(prompts, candidates)
+        values = chunked.value(prompts)
+    assert seen and max(seen) <= 2 and sum(seen) >= 2 * len(prompts)
+    finite_close(got.logits, want.logits, atol=ATOL)
+    torch.testing.assert_close(got.values, want.values, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(values, want.values, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="max_batch_prompts must be None or a positive int"):
+        PolicyConfig(max_batch_prompts=0)

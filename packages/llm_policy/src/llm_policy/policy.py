@@ -54,6 +54,7 @@ _OVERRIDABLE = {
     "model",
     "normalization",
     "max_prompt_tokens",
+    "max_batch_prompts",
     "device",
     "dtype",
     "gradient_checkpointing",
@@ -95,6 +96,9 @@ class PolicyConfig:
     """Width of the value (and action) head's two hidden layers."""
     max_prompt_tokens: int | None = None
     """Truncate longer prompts from the left (with a warning); None = the model's limit."""
+    max_batch_prompts: int | None = 256
+    """Prompts scored in one forward at most; more are scored in chunks, so scoring memory is
+    bounded by this, not by the number of envs. None: no bound."""
     device: str = "cpu"
     """Torch device of the model and heads, e.g. "cuda" or "cuda:1"."""
     dtype: str = "float32"
@@ -166,6 +170,15 @@ class PolicyConfig:
         if not 0.0 <= self.lora_dropout < 1.0:
             raise ValueError(
                 f"PolicyConfig.lora_dropout must be in [0, 1), got {self.lora_dropout!r}"
+            )
+        if self.max_batch_prompts is not None and (
+            isinstance(self.max_batch_prompts, bool)
+            or not isinstance(self.max_batch_prompts, int)
+            or self.max_batch_prompts < 1
+        ):
+            raise ValueError(
+                "PolicyConfig.max_batch_prompts must be None or a positive int, "
+                f"got {self.max_batch_prompts!r}"
             )
         if self.max_prompt_tokens is not None and (
             isinstance(self.max_prompt_tokens, bool)
@@ -328,6 +341,7 @@ class LLMPolicy(nn.Module):
             method=cfg.scoring,
             max_prompt_tokens=cfg.max_prompt_tokens,
             action_prefix=cfg.action_prefix,
+            max_batch_prompts=cfg.max_batch_prompts,
         )
         hidden = self.scorer.hidden_size
         with _seeded(cfg.seed + 1):

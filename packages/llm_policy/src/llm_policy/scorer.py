@@ -93,7 +93,19 @@ class ActionScorer:
         action_prefix: str | None = None,
         length_bucketing: bool = True,
         warn_unknown_words: bool = False,
+        max_batch_prompts: int | None = 256,
     ) -> None:
+        if max_batch_prompts is not None and (
+            isinstance(max_batch_prompts, bool)
+            or not isinstance(max_batch_prompts, int)
+            or max_batch_prompts < 1
+        ):
+            raise ValueError(
+                f"max_batch_prompts must be a positive int or None, got {max_batch_prompts!r}"
+            )
+        self.max_batch_prompts = max_batch_prompts
+        """Prompts one forward scores at most: memory is bounded by it, not by how many prompts
+        a call passes (10,000 envs are scored in chunks). None: no bound."""
         self.model = model
         self.tokenizer = tokenizer
         self.normalization = check_normalization(normalization)
@@ -192,9 +204,14 @@ class ActionScorer:
         decoder layer at the decoder-start position (encoder-decoder). Model dtype."""
         check_prompts(prompts)
         prompt_ids, _ = self.tokenization.tokenize_prompts(prompts, [0] * len(prompts))
-        # the padded batch needs a candidate; the prompt-only forward never reads it
-        batch = TokenizedBatch(prompt_ids, [[self.pad_id]], [0], [0], [1], [1])
-        return self.forwards.prompt_features(self._pad(batch))
+        size = self.max_batch_prompts or len(prompt_ids)
+        features = []
+        for start in range(0, len(prompt_ids), size):
+            # the padded batch needs a candidate; the prompt-only forward never reads it
+            chunk = prompt_ids[start : start + size]
+            batch = TokenizedBatch(chunk, [[self.pad_id]], [0], [0], [1], [1])
+            features.append(self.forwards.prompt_features(self._pad(batch)))
+        return features[0] if len(features) == 1 else torch.cat(features)
 
     def score(
         self,
@@ -220,13 +237,20 @@ class ActionScorer:
     __call__ = score
 
     def _length_groups(self, batch: TokenizedBatch) -> list[list[int]]:
+        """Prompt indices scored together: length groups on CPU, one batch on a GPU, each cut
+        into chunks of at most max_batch_prompts."""
         if not self.length_bucketing or self.device.type != "cpu":  # a GPU prefers one batch
-            return [list(range(len(batch.prompt_ids)))]
-        return length_groups(
-            batch,
-            call_cost_tokens=self.call_cost_tokens,
-            packs_candidates=not self.is_encoder_decoder,
-        )
+            groups = [list(range(len(batch.prompt_ids)))]
+        else:
+            groups = length_groups(
+                batch,
+                call_cost_tokens=self.call_cost_tokens,
+                packs_candidates=not self.is_encoder_decoder,
+            )
+        size = self.max_batch_prompts
+        if size is None:
+            return groups
+        return [group[i : i + size] for group in groups for i in range(0, len(group), size)]
 
     def _score_batch(self, batch: TokenizedBatch, method: str, normalization: str) -> ScoreOutput:
         padded = self._pad(batch)

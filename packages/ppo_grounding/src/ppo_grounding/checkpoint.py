@@ -713,6 +713,7 @@ _LORA_FIELDS = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")
 _RUN_TIME_FIELDS = (
     "normalization",
     "max_prompt_tokens",
+    "max_batch_prompts",
     "dtype",
     "gradient_checkpointing",
     "scoring",
