@@ -12,6 +12,8 @@ ppo-grounding plan --preset paper --processes 8 --device-memory-gib 80
 
 from __future__ import annotations
 
+import shlex
+import signal
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -177,7 +179,70 @@ def clone(argv: list[str]) -> None:
 
 def train(argv: list[str]) -> None:
     config = _train_config(argv, "train", "Train with PPO", resume_own_config=True)
+    from .trainer import TrainingInterrupted
 
+    previous = _stop_at_once_on_signals()  # until the loop takes over (PPOTrainer.train)
+    try:
+        _train(config)
+    except KeyboardInterrupt as stop:  # TrainingInterrupted, or a Ctrl-C from elsewhere
+        for signum in previous:  # on the way out: a further signal must not cut the message
+            signal.signal(signum, signal.SIG_IGN)
+        signum = stop.signum if isinstance(stop, TrainingInterrupted) else signal.SIGINT
+        _print_main(_interrupted_note(config.run.output_dir, signum))
+        raise SystemExit(128 + signum) from None  # the shell's code for death by that signal
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _stop_at_once_on_signals() -> dict:
+    """SIGINT and SIGTERM raise TrainingInterrupted while the model loads and the trainer is
+    built: the run lock is then released on the way out, the message says what survives, and
+    SIGTERM does not kill the process before its `finally` blocks run. Returns the handlers
+    replaced."""
+    from .trainer import STOP_SIGNALS, TrainingInterrupted
+
+    def stop(signum: int, frame: object) -> None:
+        raise TrainingInterrupted(signum, at_once=True)
+
+    return {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
+
+
+def _interrupted_note(output_dir: str, signum: int) -> str:
+    """One line: which checkpoint survives a stop by `signum` (with its update and frames) and
+    the command that continues the run."""
+    from .checkpoint import CONFIG_FILE, MAX_STATE_BYTES, STATE_FILE, latest_checkpoint
+
+    name = signal.Signals(signum).name
+    resume = f"ppo-grounding train --run.output-dir {shlex.quote(output_dir)} --run.resume"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            path = latest_checkpoint(output_dir)
+    except (FileNotFoundError, ValueError):
+        if not (Path(output_dir) / CONFIG_FILE).is_file():  # stopped before anything was written
+            return (
+                f"ppo-grounding train: stopped by {name} before the run wrote anything to "
+                f"{output_dir}; start it again with the same command."
+            )
+        return (
+            f"ppo-grounding train: stopped by {name}; no checkpoint exists yet in {output_dir}; "
+            f"start over with: {resume}"
+        )
+    from llm_policy.small_files import read_small_json
+
+    try:
+        state = read_small_json(path / STATE_FILE, MAX_STATE_BYTES, "trainer state")
+        counts = f" (update {state['update']}, {state['frames']} frames)"
+    except (OSError, ValueError, KeyError, TypeError):  # the name alone still says which
+        counts = ""
+    return (
+        f"ppo-grounding train: stopped by {name}; the latest checkpoint is {path}{counts}; "
+        f"resume with: {resume}"
+    )
+
+
+def _train(config: TrainConfig) -> None:
     from llm_policy import CheckpointCorruptError
 
     from .checkpoint import load_init_policy
@@ -222,6 +287,14 @@ def _report(*values) -> None:
 
     if is_main_process():
         print(*values)
+
+
+def _print_main(line: str) -> None:
+    """One line on stderr from the main process only (under a launcher)."""
+    from .distributed import is_main_process
+
+    if is_main_process():
+        print(line, file=sys.stderr, flush=True)
 
 
 def _latest_note(output_dir: str) -> str:

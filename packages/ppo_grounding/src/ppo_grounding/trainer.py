@@ -42,7 +42,10 @@ Where the loop differs from CleanRL's ppo.py:
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
+import signal
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -75,11 +78,30 @@ from .run_lock import RunLock
 from .update import ppo_update
 
 __all__ = [
+    "SAVE_ON_STOP_AFTER_S",
+    "STOP_SIGNALS",
     "SUCCESS_MIN_EPISODES",
     "SUCCESS_WINDOW",
     "PPOTrainer",
+    "TrainingInterrupted",
     "seed_everything",
 ]
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Signals that stop `PPOTrainer.train` cleanly (Ctrl-C, `kill`, a scheduler's pre-emption)."""
+SAVE_ON_STOP_AFTER_S = 300.0
+"""A stop signal saves a checkpoint first when the last one is at least this old (seconds): up to
+5 minutes of work may be redone, in exchange for not paying a save on every Ctrl-C."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on a signal (`signum`): between two updates, or at once on a second
+    signal (`at_once`). A KeyboardInterrupt, so code that handles Ctrl-C handles it too."""
+
+    def __init__(self, signum: int, *, at_once: bool = False) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.at_once = at_once
 
 
 def seed_everything(seed: int) -> None:
@@ -297,10 +319,24 @@ class PPOTrainer:
         )
 
     # -------------------------------------------------------------------------------------- loop
+    _stop_signal: int | None = None
+    """The first stop signal received during `train` (None: none); acted on between updates."""
+    _saving: bool = False
+    """A checkpoint is being written: a second signal waits for it instead of cutting it."""
+    _last_save_at: float = 0.0
+    """time.monotonic() of the last checkpoint (or of the start of `train`)."""
+
     def train(self) -> TrainerState:
         """Warm start if asked (and not done yet), then run updates until total_frames (or
-        run.max_minutes); checkpoint every run.checkpoint_every updates and at the end."""
+        run.max_minutes); checkpoint every run.checkpoint_every updates and at the end.
+
+        SIGINT or SIGTERM stops it after the current update with TrainingInterrupted, saving
+        first when the last checkpoint is SAVE_ON_STOP_AFTER_S old; a second signal stops it at
+        once, without saving."""
         cfg = self.config
+        self._stop_signal = None
+        self._last_save_at = time.monotonic()  # the checkpoint resumed from, or none, is as old
+        previous_handlers = self._install_stop_handlers()
         try:
             sizes = distributed.describe_sizes(cfg, self.dist.world_size)
             if self.dist.enabled and self.dist.is_main:
@@ -311,6 +347,7 @@ class PPOTrainer:
                 self.warm_start()
             self.reporter.start(self.state.frames)
             while self.state.frames < cfg.ppo.total_frames and not self._out_of_time():
+                self._stop_if_signalled()  # between two updates (or after the warm start)
                 start = time.perf_counter()
                 lr = self.config.learning_rate_at(self.state.update)
                 for group in self.optimizer.param_groups:
@@ -347,11 +384,51 @@ class PPOTrainer:
                     self.save()
             self.save()
         except BaseException as error:
-            self.dist.report_failure(error)
+            if not isinstance(error, KeyboardInterrupt):  # a stop is not a failure
+                self.dist.report_failure(error)
             raise
         finally:
+            _restore_handlers(previous_handlers)
             self.close()
         return self.state
+
+    def _install_stop_handlers(self) -> dict:
+        """Route SIGINT and SIGTERM to `_on_stop_signal` for the loop; returns the handlers they
+        replace. Signals can only be handled in the main thread: elsewhere nothing changes."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {signum: signal.signal(signum, self._on_stop_signal) for signum in STOP_SIGNALS}
+
+    def _on_stop_signal(self, signum: int, frame: object) -> None:
+        """First signal: only set the flag (an update cut in the middle has nothing worth
+        saving, and a save must see a finished update); `_stop_if_signalled` acts on it. A second
+        one stops at once, except during a checkpoint save, which it lets finish (the flag stops
+        the run right after)."""
+        if self._stop_signal is None:
+            self._stop_signal = signum
+            if self.dist.is_main:
+                # os.write, not print: a handler may run in the middle of another print
+                note = (
+                    f"ppo-grounding: {signal.Signals(signum).name}: stopping after this update "
+                    "(send it again to stop at once)\n"
+                )
+                os.write(2, (("\n" if self.reporter.bar is not None else "") + note).encode())
+            return
+        if not self._saving:
+            raise TrainingInterrupted(signum, at_once=True)
+
+    def _stop_if_signalled(self) -> None:
+        """Between two updates: stop if a process got a stop signal, all processes together
+        (each checks the others' flags, so none waits in a collective for one that left);
+        checkpoint first if the last save is SAVE_ON_STOP_AFTER_S old."""
+        signum = self._stop_signal or 0
+        if self.dist.enabled:
+            signum = int(self.dist.max([float(signum)])[0])
+        if not signum:
+            return
+        if time.monotonic() - self._last_save_at >= SAVE_ON_STOP_AFTER_S:
+            self.save()
+        raise TrainingInterrupted(signum)
 
     def close(self) -> None:
         """Release what the trainer holds: progress bar, logger, envs and the run lock. `train`
@@ -414,13 +491,24 @@ class PPOTrainer:
         if self.dist.is_main:
             returns = self.recent_returns if self.dist.enabled else self.envs.return_queue
             self.state.recent_returns = [float(r) for r in returns]
-            path = save_checkpoint(
-                self.output_dir,
-                policy=self.policy,
-                optimizer=self.optimizer,
-                shuffle_generator=self.shuffle,
-                state=self.state,
-                config_json=self.config.to_json(),
-            )
+            self._saving = True  # a second stop signal lets the save finish
+            try:
+                path = save_checkpoint(
+                    self.output_dir,
+                    policy=self.policy,
+                    optimizer=self.optimizer,
+                    shuffle_generator=self.shuffle,
+                    state=self.state,
+                    config_json=self.config.to_json(),
+                )
+            finally:
+                self._saving = False
         self.dist.barrier()
+        self._last_save_at = time.monotonic()
         return path
+
+
+def _restore_handlers(handlers: dict) -> None:
+    """Put back the signal handlers `_install_stop_handlers` replaced."""
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
