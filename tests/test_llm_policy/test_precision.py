@@ -153,3 +153,15 @@ def test_a_model_directory_without_a_tokenizer_is_refused_before_its_weights_loa
     monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", never)
     with pytest.raises(FileNotFoundError, match="has no tokenizer.*save_pretrained"):
         LLMPolicy(PolicyConfig(model=str(source)))
+
+
+def test_all_finite_checks_every_chunk(monkeypatch):
+    from llm_policy import precision
+
+    monkeypatch.setattr(precision, "_FINITE_CHUNK", 4)
+    values = torch.zeros(3, 4)
+    assert precision.all_finite(values)
+    for bad in (float("nan"), float("inf")):
+        values[2, 3] = bad  # in the last chunk
+        assert not precision.all_finite(values)
+        assert not precision.all_finite(values.to(torch.bfloat16))

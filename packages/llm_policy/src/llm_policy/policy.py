@@ -34,7 +34,13 @@ from .loading import (
 )
 from .manifest import MANIFEST_NAME, verify_manifest, write_manifest
 from .offline import OFFLINE_MODELS, offline_model_path
-from .precision import DTYPES, check_precision, check_trainable_fp32, storage_dtype
+from .precision import (
+    DTYPES,
+    all_finite,
+    check_precision,
+    check_trainable_fp32,
+    storage_dtype,
+)
 from .scorer import NORMALIZATIONS, SCORING_METHODS, ActionScorer, ScoreOutput
 from .value_head import ActionHead, ValueHead
 
@@ -463,10 +469,11 @@ class LLMPolicy(nn.Module):
     def _check_finite(self, path: str | os.PathLike) -> None:
         """Refuse to save NaN/inf weights: name the first tensor that holds any."""
         for name, param in self.named_parameters():
-            if not param.is_floating_point():
+            # a frozen base never changes (nor is it saved with a LoRA adapter)
+            if not param.is_floating_point() or not param.requires_grad:
                 continue
             values = param.detach()
-            if bool(torch.isfinite(values).all()):
+            if all_finite(values):
                 continue
             nan = int(torch.isnan(values).sum())
             inf = int(torch.isinf(values).sum())

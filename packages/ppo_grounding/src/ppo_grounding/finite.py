@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import torch
+from llm_policy.precision import all_finite
 
 if TYPE_CHECKING:
     from torch import nn
@@ -55,7 +56,7 @@ def _describe(values: torch.Tensor) -> str:
 
 def _finite(value: torch.Tensor | float) -> bool:
     if isinstance(value, torch.Tensor):
-        return bool(torch.isfinite(value.detach()).all())
+        return all_finite(value)
     return math.isfinite(float(value))
 
 
@@ -72,10 +73,11 @@ def check_step(
 
 
 def check_state(update: int, policy: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-    """Raise NonFiniteError naming the first parameter or optimiser state tensor (Adam moments)
-    that holds a NaN or inf. Call it before a checkpoint is written."""
+    """Raise NonFiniteError naming the first trainable parameter or optimiser state tensor (Adam
+    moments) that holds a NaN or inf. Call it before a checkpoint is written. (A frozen base
+    never changes: checking it would cost time and, in 16 bits, memory.)"""
     for name, param in policy.named_parameters():
-        if param.is_floating_point() and not _finite(param):
+        if param.is_floating_point() and param.requires_grad and not _finite(param):
             raise NonFiniteError(update, f"parameter {name!r}", _describe(param))
     names = {id(p): n for n, p in policy.named_parameters()}
     for group in optimizer.param_groups:
