@@ -18,6 +18,7 @@ from ppo_grounding import (
     evaluate,
     offline_preset,
 )
+from ppo_grounding.cli import check_out_dir
 from ppo_grounding.plot import plot_runs
 
 
@@ -37,6 +38,10 @@ class Args:
 
 def main(args: Args) -> None:
     config, episodes = args.train, args.eval_episodes
+    try:  # before training: the curve and checkpoints must have somewhere to go
+        check_out_dir(config.run.output_dir, "--train.run.output-dir")
+    except ValueError as error:
+        raise SystemExit(f"quickstart: {error}") from None
 
     print(
         f"Training {config.policy.model} on {config.env.env_id} for {config.ppo.total_frames} frames"

@@ -142,3 +142,14 @@ def test_baselines_example_trains_both_and_compares_every_agent(tmp_path, monkey
     text = capsys.readouterr().out
     for name in ("symbolic PPO", "DRRN", "random", "forward unless blocked", "expert"):
         assert f"\n{name} " in text
+
+
+def test_quickstart_checks_its_run_directory_before_training(tmp_path, monkeypatch):
+    taken = tmp_path / "taken"
+    taken.write_text("notes")
+    with pytest.raises(SystemExit) as stopped:
+        run_example("quickstart.py", ["--train.run.output-dir", str(taken / "run")], monkeypatch)
+    assert str(stopped.value) == (
+        f"quickstart: --train.run.output-dir {taken / 'run'} is inside {taken}, which is a file, "
+        "not a directory: remove or rename it, or pass another --train.run.output-dir"
+    )

@@ -402,13 +402,39 @@ def generalisation_suite(args: EvaluateArgs) -> None:
         baselines = suite.resolve_names(args.baselines, suite.BASELINES, "baseline(s)")
         if args.env_id is not None:
             _check_env_id_option(args.env_id)
+        check_out_dir(args.out)  # before the model loads: the tables must have somewhere to go
     except ValueError as error:
         raise SystemExit(f"ppo-grounding evaluate: {error}") from None
     _extra_actions(args.extra_actions, "evaluate")
+    model = _model_identity(args.checkpoint)  # before loading: a run may publish a newer one
     policy, run_config, kind = _load(args.checkpoint)
     extra_actions = _extra_actions(args.extra_actions, "evaluate", run_config)
     env_id = args.env_id or (run_config.env.env_id if kind == "trained" else suite.DEFAULT_ENV_ID)
     num_observations = args.num_observations or run_config.env.num_observations
+    last_seed = args.seed_offset + args.episodes - 1
+    heading = (
+        "# Generalisation suite\n\n"
+        f"Model `{args.checkpoint}` ({'trained' if kind == 'trained' else 'untrained: zero-shot'}); "
+        f"suite env `{env_id}`; {args.episodes} episodes per test and agent, seeds "
+        f"{args.seed_offset}-{last_seed}; actions {'greedy' if args.greedy else 'sampled'}; "
+        f"{num_observations} observation(s) per prompt. Success: return > 0, with its 95% "
+        "Wilson interval."
+        + (f" Extra no-op actions offered: {', '.join(extra_actions)}." if extra_actions else "")
+        + "\n\n"
+        + suite.describe_tests(tests)
+    )
+    # What makes a row of an earlier, interrupted run of this command reusable as it is.
+    settings = dict(
+        model=model,
+        env_id=env_id,
+        episodes=args.episodes,
+        seed_offset=args.seed_offset,
+        num_envs=args.num_envs,
+        num_observations=num_observations,
+        greedy=args.greedy,
+        extra_actions=list(extra_actions),
+    )
+    output = suite.SuiteOutput(Path(args.out), settings, heading=heading)
     try:
         rows = suite.run_suite(
             policy,
@@ -422,24 +448,83 @@ def generalisation_suite(args: EvaluateArgs) -> None:
             greedy=args.greedy,
             extra_actions=extra_actions,
             progress=True,
+            output=output,
         )
     except ValueError as error:
         raise SystemExit(f"ppo-grounding evaluate: {error}") from None
-    last_seed = args.seed_offset + args.episodes - 1
-    heading = (
-        "# Generalisation suite\n\n"
-        f"Model `{args.checkpoint}` ({'trained' if kind == 'trained' else 'untrained: zero-shot'}); "
-        f"suite env `{env_id}`; {args.episodes} episodes per test and agent, seeds "
-        f"{args.seed_offset}-{last_seed}; actions {'greedy' if args.greedy else 'sampled'}; "
-        f"{num_observations} observation(s) per prompt. Success: return > 0, with its 95% "
-        "Wilson interval."
-        + (f" Extra no-op actions offered: {', '.join(extra_actions)}." if extra_actions else "")
-        + "\n\n"
-        + suite.describe_tests(tests)
-    )
-    md, table = suite.write_tables(rows, args.out, heading=heading)
+    if output.note:
+        _report(output.note)
+    md, table = output.write(rows)
     _report(suite.markdown_table(rows))
     _report(f"wrote {md} and {table}")
+
+
+def _model_identity(source: str) -> dict:
+    """What names the weights a suite plays, for reusing an earlier run's rows: for a run, its
+    latest checkpoint then (a run that goes on training publishes another), and the sha256 of
+    that checkpoint's manifest (a checkpoint re-saved under the same name differs); for a model
+    name or a directory without a manifest, the source as given."""
+    import hashlib
+
+    from .checkpoint import latest_checkpoint
+
+    path = Path(source).expanduser()
+    if (path / "checkpoints").is_dir():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                path = latest_checkpoint(path)
+        except (FileNotFoundError, ValueError):  # loading it says what is wrong
+            return {"source": source}
+    for manifest in (path / "manifest.json", path / "policy" / "manifest.json"):
+        if manifest.is_file():
+            digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+            return {"source": str(path.resolve()), "manifest_sha256": digest}
+    return {"source": source}
+
+
+def check_out_dir(path: str | Path, option: str = "--out", *, what: str | None = None) -> Path:
+    """`path` as a directory this process can write files in, created if needed, checked before
+    any long work (a model load, episodes) so that its results are never lost at the end.
+    Raises a ValueError naming the path and the fix; examples/quickstart.py uses it too."""
+    import os
+    import tempfile
+
+    out = Path(path)
+    what = what or f"{option} {out}"
+    for part in (out, *out.parents):  # the first existing one must be a directory
+        if part.exists() or part.is_symlink():
+            if not part.is_dir():
+                where = "is" if part == out else f"is inside {part}, which is"
+                raise ValueError(
+                    f"{what} {where} a file, not a directory: remove or rename it, or pass "
+                    f"another {option}"
+                )
+            break
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise ValueError(
+            f"{what} cannot be written ({error.strerror or error}): make it writable "
+            f"(chmod u+w {shlex.quote(str(out))}) or pass another {option}"
+        ) from None
+    return out
+
+
+def check_out_file(path: str | Path, option: str = "--out") -> Path:
+    """`path` as a file this process can write (its directory created if needed), checked before
+    any work; a ValueError naming the path and the fix otherwise."""
+    out = Path(path)
+    if out.is_dir():
+        raise ValueError(
+            f"{option} {out} is a directory, not a file: name the file to write, e.g. "
+            f"{out / 'learning_curve.png'}"
+        )
+    check_out_dir(out.parent, option, what=f"the directory of {option} {out}, {out.parent},")
+    return out
 
 
 def replay(argv: list[str]) -> None:
@@ -455,6 +540,7 @@ def replay(argv: list[str]) -> None:
         test = suite.get_test(args.test or "baseline")
         if args.env_id is not None:
             _check_env_id_option(args.env_id)
+        check_out_dir(args.out)  # before the model loads and the episodes play
     except (ValueError, ImportError) as error:
         raise SystemExit(f"ppo-grounding replay: {error}") from None
     _extra_actions(args.extra_actions, "replay")
@@ -497,6 +583,7 @@ def plot(argv: list[str]) -> None:
     from .plot import plot_runs
 
     try:
+        check_out_file(args.out)  # before the runs are read and drawn
         print(f"wrote {plot_runs(args.runs, args.out)}")
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"ppo-grounding plot: {error}") from None

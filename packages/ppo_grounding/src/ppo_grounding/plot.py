@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
+
+from llm_policy.atomic import atomic_write_bytes
 
 from .metrics import METRICS_FILE, read_metrics
 
@@ -63,8 +66,11 @@ def plot_runs(
     axes[0, 0].legend(fontsize=8)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    # Drawn in memory, then published whole: an interrupted plot leaves no truncated image.
+    image = io.BytesIO()
+    fig.savefig(image, dpi=110, format=out.suffix.lstrip(".").lower() or None)
     plt.close(fig)
+    atomic_write_bytes(out, image.getvalue())
     return out
 
 

@@ -20,6 +20,7 @@ import csv
 import dataclasses
 import difflib
 import io
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ import babyai_text
 import gymnasium as gym
 import torch
 from babyai_text import Expert
+from llm_policy.atomic import atomic_write_text
 
 from .evaluate import (
     EVAL_SEED_OFFSET,
@@ -54,6 +56,7 @@ __all__ = [
     "DEFAULT_ENV_ID",
     "TESTS",
     "GeneralisationTest",
+    "SuiteOutput",
     "SuiteRow",
     "check_env_id",
     "check_setup",
@@ -270,6 +273,7 @@ def run_suite(
     greedy: bool = False,
     extra_actions: Sequence[str] = (),
     progress: bool = False,
+    output: SuiteOutput | None = None,
 ) -> list[SuiteRow]:
     """Evaluate `policy` (an LLMPolicy, or any `Agent`) and the baselines on each test.
 
@@ -278,6 +282,10 @@ def run_suite(
     Each (test, agent) evaluation restarts from the same seeds and, for an LLMPolicy and the
     baselines, a fresh agent RNG, so a row does not depend on which other tests ran (an `Agent`
     passed in is used as it is). Returns the rows in table order.
+
+    With `output`, the tables are rewritten after each (test, agent), and the pairs whose rows
+    `output` already holds from a run with the same settings are taken from it, not played
+    again: an interrupted suite keeps what it finished, and the same command continues it.
     """
     test_names = resolve_names(tests, TESTS, "generalisation test(s)")
     baseline_names = resolve_names(baselines or [], BASELINES, "baseline(s)")
@@ -297,6 +305,7 @@ def run_suite(
         return PolicyAgent(policy, greedy=greedy, generator=generator)
 
     agents = ["policy", *baseline_names]
+    finished = output.finished_rows() if output is not None else {}
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -309,6 +318,11 @@ def run_suite(
         if extra_actions:
             variant += f"+{len(extra_actions)} extra"
         for agent in agents:
+            if (test.name, agent) in finished:  # played by an earlier run of the same settings
+                rows += finished[(test.name, agent)]
+                if bar is not None:
+                    bar.update(1)
+                continue
             if bar is not None:
                 bar.set_postfix_str(f"{test.name} / {agent}")
             result = evaluate(
@@ -326,12 +340,20 @@ def run_suite(
             rows.append(SuiteRow(test.name, "all", agent, env, test.language, variant, result))
             for task, of_task in result.by_task.items():
                 rows.append(SuiteRow(test.name, task, agent, env, test.language, variant, of_task))
+            if output is not None:
+                output.write(_table_order(rows))
             if bar is not None:
                 bar.update(1)
     if bar is not None:
         bar.close()
-    # table order: each test's "all" row, then its task kinds, agents side by side
-    order = {(r.test, r.task): k for k, r in enumerate(rows)}
+    return _table_order(rows)
+
+
+def _table_order(rows: Sequence[SuiteRow]) -> list[SuiteRow]:
+    """Each test's "all" row, then its task kinds, agents side by side."""
+    order: dict[tuple[str, str], int] = {}
+    for k, r in enumerate(rows):
+        order.setdefault((r.test, r.task), k)
     return sorted(rows, key=lambda r: order[(r.test, r.task)])
 
 
@@ -412,13 +434,101 @@ def markdown_table(rows: Sequence[SuiteRow], *, heading: str = "") -> str:
 def write_tables(
     rows: Sequence[SuiteRow], out_dir: str | Path, *, heading: str = ""
 ) -> tuple[Path, Path]:
-    """Write `<out_dir>/generalisation.md` and `<out_dir>/generalisation.csv`; return both."""
+    """Write `<out_dir>/generalisation.md` and `<out_dir>/generalisation.csv` (each atomically:
+    a reader or an interruption never sees half a table); return both."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md, table = out / "generalisation.md", out / "generalisation.csv"
-    md.write_text(markdown_table(rows, heading=heading))
-    table.write_text(csv_text(rows))
+    atomic_write_text(md, markdown_table(rows, heading=heading))
+    atomic_write_text(table, csv_text(rows))
     return md, table
+
+
+RESULTS_FILE = "generalisation.json"
+"""Beside the tables: the settings they were played with and every row's raw counts, read back
+by a rerun to skip what is done."""
+
+
+@dataclass
+class SuiteOutput:
+    """The suite's files in `out_dir`: the two tables and RESULTS_FILE, rewritten after each
+    (test, agent) so that an interrupted suite keeps what it finished.
+
+    `settings` is what makes two runs' rows interchangeable (the model's identity, env, episodes,
+    seeds, parallel envs, prompt length, greedy or sampled, extra actions; any JSON dict): a
+    rerun with equal settings continues from RESULTS_FILE, one with other settings starts over
+    and replaces the files (`note` says which, for the caller to show)."""
+
+    out_dir: Path
+    settings: dict
+    heading: str = ""
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        # as JSON reads them back (tuples become lists), so that equal settings compare equal
+        self.settings = json.loads(json.dumps(self.settings))
+
+    @property
+    def results_path(self) -> Path:
+        return self.out_dir / RESULTS_FILE
+
+    def finished_rows(self) -> dict[tuple[str, str], list[SuiteRow]]:
+        """The rows of an earlier run with the same settings, by (test, agent); {} if none."""
+        path = self.results_path
+        if not path.is_file():
+            return {}
+        try:
+            saved = json.loads(path.read_text())
+            same = isinstance(saved, dict) and saved.get("settings") == self.settings
+            rows = [_row_from_json(r) for r in saved["rows"]] if same else []
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            self.note = f"{path} cannot be read ({error}): playing every test again"
+            return {}
+        if not same:
+            self.note = (
+                f"{path} holds results of other settings (model, env, episodes, seeds, ...): "
+                "playing every test again; its tables will be replaced"
+            )
+            return {}
+        finished: dict[tuple[str, str], list[SuiteRow]] = {}
+        for row in rows:
+            finished.setdefault((row.test, row.agent), []).append(row)
+        self.note = (
+            f"continuing from {path}: {len(finished)} (test, agent) pair(s) already played "
+            "with these settings"
+        )
+        return finished
+
+    def write(self, rows: Sequence[SuiteRow]) -> tuple[Path, Path]:
+        """The tables of `rows`, then RESULTS_FILE (last: every pair it lists is in the tables)."""
+        md, table = write_tables(rows, self.out_dir, heading=self.heading)
+        record = {"settings": self.settings, "rows": [_row_to_json(r) for r in rows]}
+        atomic_write_text(self.results_path, json.dumps(record, indent=1) + "\n")
+        return md, table
+
+
+def _row_to_json(row: SuiteRow) -> dict:
+    r = row.result
+    return {
+        **{f: getattr(row, f) for f in ("test", "task", "agent", "env_id", "language")},
+        "action_names": row.action_names,
+        "episodes": r.episodes,
+        "successes": r.successes,
+        "mean_return": r.mean_return,
+        "mean_length": r.mean_length,
+    }
+
+
+def _row_from_json(data: dict) -> SuiteRow:
+    result = EvalResult(
+        int(data["episodes"]),
+        int(data["successes"]),
+        float(data["mean_return"]),
+        float(data["mean_length"]),
+    )
+    fields = ("test", "task", "agent", "env_id", "language", "action_names")
+    return SuiteRow(*(str(data[f]) for f in fields), result)
 
 
 def describe_tests(names: Sequence[str] | None = None) -> str:
