@@ -179,11 +179,17 @@ def clone(argv: list[str]) -> None:
 
 def train(argv: list[str]) -> None:
     config = _train_config(argv, "train", "Train with PPO", resume_own_config=True)
+    from .distributed import is_main_process
+    from .reporter import hf_progress_bars, stderr_is_terminal
     from .trainer import TrainingInterrupted
 
+    # transformers' "Loading weights" bar: on a terminal with progress on, from one process;
+    # never in a log (a bar in a file is a line per redraw) nor with --run.no-progress
+    show_hf_bars = config.run.progress and stderr_is_terminal() and is_main_process()
     previous = _stop_at_once_on_signals()  # until the loop takes over (PPOTrainer.train)
     try:
-        _train(config)
+        with hf_progress_bars(show_hf_bars):
+            _train(config)
     except KeyboardInterrupt as stop:  # TrainingInterrupted, or a Ctrl-C from elsewhere
         for signum in previous:  # on the way out: a further signal must not cut the message
             signal.signal(signum, signal.SIG_IGN)
