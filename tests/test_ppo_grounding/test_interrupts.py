@@ -151,3 +151,30 @@ def test_a_second_signal_stops_at_once_without_saving(tmp_path, monkeypatch):
     assert stopped.value.at_once
     assert trainer.state.update == 0 and not (tmp_path / "checkpoints").exists()
     assert not trainer.lock.held
+
+
+@pytest.mark.slow
+def test_ctrl_c_under_torchrun_releases_the_lock(tmp_path):
+    # A terminal's Ctrl-C goes to the whole process group: torchrun and both workers; torchrun
+    # then passes a SIGINT on to each worker, the second signal, so they stop at once.
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "ppo_grounding.cli", "train", *TINY, "--ppo.total-frames", "1000000",
+         "--run.output-dir", str(run)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    try:
+        wait_for(lambda: latest_update(run) >= 1, process, timeout=90)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    # (torchrun's own agent prints its SignalException; the workers print no traceback)
+    ours = [line for line in stderr.splitlines() if line.startswith("ppo-grounding train:")]
+    assert len(ours) == 1 and "stopped by SIGINT; the latest checkpoint is" in ours[0], stderr
+    assert f"resume with: ppo-grounding train --run.output-dir {run} --run.resume" in ours[0]
+    assert (run / "run.lock").read_text() == ""  # emptied and unlocked by the main worker
