@@ -6,7 +6,7 @@ baseline's (`baselines.symbolic.SymbolicPPOTrainer`). Each trainer computes the 
 that runs its network on those transitions' observations; everything after that is here:
 
     for each of ppo.update_epochs epochs, for each shuffled minibatch (Batch.minibatches):
-        forward -> distribution, values -> ppo_loss (losses.py) -> zero_grad -> backward
+        zero_grad -> forward -> distribution, values -> ppo_loss (losses.py) -> backward
         -> clip_grad_norm_ (the norm before clipping is logged) -> check_step (finite.py)
         -> optimizer.step -> metrics; stop the update if approx_kl > ppo.target_kl
 
@@ -67,6 +67,9 @@ def ppo_update(
     kl_exceeded = False
     for _epoch in range(p.update_epochs):
         for idx in batch.minibatches(minibatch_size, shuffle):
+            # Free the last step's gradients before this forward, not after it: a model's worth
+            # of memory less at the peak (same step: the backward finds no gradient either way).
+            optimizer.zero_grad(set_to_none=True)
             dist, new_values = forward(idx)
             mb_advantages, norm_adv = batch.advantages[idx], p.norm_adv
             if processes.enabled and norm_adv:
@@ -90,7 +93,6 @@ def ppo_update(
                 ent_coef=p.ent_coef,
                 norm_adv=norm_adv,
             )
-            optimizer.zero_grad(set_to_none=True)
             # under DDP: gradients averaged across processes
             processes.backward(loss.loss if scaler is None else scaler.scale(loss.loss))
             if scaler is not None:
@@ -138,6 +140,7 @@ def ppo_update(
                 break
         if kl_exceeded:
             break
+    optimizer.zero_grad(set_to_none=True)  # no gradients held through the rollout and the save
     metrics = {name: total / steps for name, total in sums.items()}
     metrics["losses/approx_kl"] = last_kl
     metrics["losses/old_approx_kl"] = last_old_kl
