@@ -90,3 +90,11 @@ def test_plan_bad_input_is_one_clear_line(argv, message, capsys):
     text = str(exit_info.value)
     assert message in text and "\n" not in text
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_gpu_run_is_planned_from_a_machine_without_one(capsys):
+    main(["plan", "--preset", "paper", "--policy.device", "cuda", "--device-memory-gib", "80"])
+    assert "per process" in capsys.readouterr().out
+    cpu, cuda = plan_memory(paper()), plan_memory(paper(device="cuda"))
+    # Adam's multi-tensor kernels on CUDA hold an fp32 copy of every trainable parameter
+    assert cuda.temporaries == 4 * cuda.trainable > cpu.temporaries

@@ -93,7 +93,12 @@ class PlotArgs:
 
 
 def _train_config(
-    argv: list[str], command: str, description: str, *, resume_own_config: bool = False
+    argv: list[str],
+    command: str,
+    description: str,
+    *,
+    resume_own_config: bool = False,
+    check_device: bool = True,
 ) -> TrainConfig:
     """A TrainConfig from `--preset NAME` and the options, checked before anything is built.
 
@@ -130,7 +135,7 @@ def _train_config(
     from .distributed import check_sizes, launched_world_size
 
     try:
-        config.validate()
+        config.validate(check_device=check_device)
         check_sizes(config, launched_world_size())  # global sizes N processes must share
     except ValueError as error:
         raise SystemExit(str(error)) from None
@@ -627,6 +632,7 @@ def plan(argv: list[str]) -> None:
         "options: --processes N (data-parallel processes, default 1), --device-memory-gib GIB "
         "(memory of one device), --tokens-per-prompt N (default: estimated from "
         "--env.num-observations)",
+        check_device=False,  # plan a GPU run from a machine without one
     )
     from .plan import format_plan, plan_memory, suggestions
 

@@ -14,9 +14,10 @@ known here) and adds up, per process:
   token count: per token and layer the tensors the backward keeps (see ACTIVATION_ELEMENTS), the
   attention scores, and the fp32 log-softmax over the vocabulary of each scored position;
   gradient checkpointing keeps each layer's input alone and recomputes the rest;
-- step temporaries: the largest trainable tensor's gradient being accumulated (a tied embedding
-  gets one from the input side and one from the output head) and Adam's per-tensor temporaries:
-  two fp32 copies of the largest trainable tensor;
+- step temporaries: on CPU the largest trainable tensor's gradient being accumulated (a tied
+  embedding gets one from the input side and one from the output head) and Adam's per-tensor
+  temporaries, two fp32 copies of the largest trainable tensor; on CUDA Adam's multi-tensor
+  kernels, one fp32 copy of every trainable parameter;
 - runtime: the interpreter, torch and the libraries (RUNTIME_GIB, measured on CPU).
 
 Under data parallelism every process holds a full replica, so N processes change the
@@ -149,6 +150,15 @@ def _count(config: Any, raw: dict[str, Any]) -> tuple[int, int, int, int, int, i
     return params, hidden, layers, per_rank, largest, largest_lora
 
 
+def _step_temporaries(device: str, trainable: int, largest: int) -> int:
+    """Bytes of the optimiser step's temporaries: torch's Adam runs tensor by tensor on CPU (two
+    fp32 copies of the largest tensor at most) and as multi-tensor (foreach) kernels on CUDA,
+    whose intermediate lists hold one fp32 copy of every trainable parameter."""
+    if str(device).startswith("cuda"):
+        return 4 * trainable
+    return 2 * 4 * largest
+
+
 def plan_memory(
     config: TrainConfig,
     *,
@@ -209,7 +219,7 @@ def plan_memory(
         gradients=4 * trainable,
         optimizer=8 * trainable,
         activations=act,
-        temporaries=2 * 4 * largest_trainable,
+        temporaries=_step_temporaries(pol.device, trainable, largest_trainable),
         runtime=RUNTIME_GIB * GIB,
         device_memory=None if device_memory_gib is None else device_memory_gib * GIB,
     )
