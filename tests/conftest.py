@@ -3,7 +3,9 @@
 Package-specific fixtures live in each folder's own conftest.py.
 """
 
+import contextlib
 import os
+import signal
 
 import pytest
 
@@ -34,3 +36,31 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+class Hung(Exception):
+    """A block that `no_hang` cut short."""
+
+
+@contextlib.contextmanager
+def _no_hang(seconds: float = 5.0):
+    """Raise Hung if the block runs longer than `seconds`: a blocked open() of a named pipe is
+    interrupted by the signal, and the handler's exception propagates (PEP 475). Main thread
+    only (SIGALRM)."""
+
+    def alarm(signum, frame):
+        raise Hung(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def no_hang():
+    """`with no_hang():` turns a regression that would block a test forever into a failure."""
+    return _no_hang

@@ -19,9 +19,7 @@ from llm_policy.local_tokenizers import (
     llama_bpe_tokenizer,
     t5_unigram_tokenizer,
 )
-from llm_policy.reference import naive_scores, padded_batch_scores
 
-from . import test_batching  # a module import: its tests are called below, not collected twice
 from .scoring_cases import CANDIDATES, finite_close, make_prompts
 from .tiny_models import REAL_FORMAT_KINDS, build_tokenizer
 
@@ -106,31 +104,6 @@ def test_saved_tokenizer_reads_as_the_one_built(scorers, kind):
 
 
 # ---------------------------------------------------------------------- scoring on them
-
-
-@pytest.mark.parametrize("normalization", NORMALIZATIONS)
-@pytest.mark.parametrize("kind", REAL_FORMAT_KINDS)
-def test_fast_methods_equal_naive_per_pair_on_real_formats(scorers, kind, normalization):
-    """test_scorer's check, on the subword tokenizers (scoring_cases.KINDS lists the others)."""
-    scorer = scorers(kind)
-    prompts = make_prompts()
-    with torch.no_grad():
-        want = naive_scores(scorer, prompts, CANDIDATES, normalization)
-        finite_close(padded_batch_scores(scorer, prompts, CANDIDATES, normalization), want)
-        for method in ("cache", FAST[kind]):
-            got = scorer.score(prompts, CANDIDATES, normalization=normalization, method=method)
-            finite_close(got.scores, want)
-    assert torch.isinf(want).sum().item() == sum(
-        max(map(len, CANDIDATES)) - len(c) for c in CANDIDATES
-    )
-    if normalization == "sum":  # realistic magnitudes, even for actions of many pieces
-        finite = want[torch.isfinite(want)]
-        assert finite.max() < 0 and finite.min() > -150
-
-
-@pytest.mark.parametrize("kind", REAL_FORMAT_KINDS)
-def test_real_format_tokenizers_read_each_action_phrase_apart(scorers, kind):
-    test_batching.test_every_tiny_models_tokenizer_reads_each_action_phrase_apart(scorers, kind)
 
 
 @pytest.mark.parametrize("kind", REAL_FORMAT_KINDS)

@@ -5,10 +5,8 @@ Every case that would block if the check regressed runs under `no_hang` (a SIGAL
 inside the blocked open), so a regression fails instead of hanging the suite.
 """
 
-import contextlib
 import json
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -24,34 +22,13 @@ from llm_policy.small_files import (
 )
 
 
-class Hung(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def no_hang(seconds=5.0):
-    """Fail (raise Hung) if the block runs longer than `seconds`: a blocking open() of a pipe is
-    interrupted by the signal and the handler's exception propagates (PEP 475)."""
-
-    def alarm(signum, frame):
-        raise Hung(f"still blocked after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def test_a_regular_file_is_read(tmp_path):
     (tmp_path / "c.json").write_text('{"a": 1}')
     assert read_small_json(tmp_path / "c.json", 100) == {"a": 1}
     assert read_small_file(tmp_path / "c.json", 8) == b'{"a": 1}'  # exactly the bound
 
 
-def test_a_named_pipe_is_refused_without_blocking(tmp_path):
+def test_a_named_pipe_is_refused_without_blocking(tmp_path, no_hang):
     os.mkfifo(tmp_path / "pipe")
     with no_hang(), pytest.raises(UnsafeFileError, match="pipe is a named pipe, not a regular"):
         read_small_file(tmp_path / "pipe", 100, "config")
@@ -154,7 +131,7 @@ def _rewrite_manifest(directory, edit):
     (directory / "manifest.json").write_text(json.dumps(manifest))
 
 
-def test_a_manifest_that_is_a_named_pipe_is_unreadable_not_a_hang(saved):
+def test_a_manifest_that_is_a_named_pipe_is_unreadable_not_a_hang(saved, no_hang):
     (saved / "manifest.json").unlink()
     os.mkfifo(saved / "manifest.json")
     with no_hang(), pytest.raises(CheckpointCorruptError, match="manifest.json: unreadable.*pipe"):
@@ -197,7 +174,9 @@ def test_manifest_entries_outside_the_directory_are_never_checked(
     assert all(os.fspath(p).startswith(os.fspath(saved)) for p in touched), touched
 
 
-def test_a_listed_file_replaced_by_a_pipe_a_link_or_through_a_linked_directory(saved, tmp_path):
+def test_a_listed_file_replaced_by_a_pipe_a_link_or_through_a_linked_directory(
+    saved, tmp_path, no_hang
+):
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "b.bin").write_bytes(b"defg")  # same bytes: following the link would pass

@@ -6,10 +6,8 @@ Cases that would block if a check regressed run under `no_hang`, which turns the
 failure (a SIGALRM interrupts the blocked open and its handler's exception propagates).
 """
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import warnings
@@ -39,27 +37,6 @@ def run(tmp_path):
     return run
 
 
-class Hung(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def no_hang(seconds=5.0):
-    """Raise Hung if the block runs longer than `seconds` (a blocked open() of a pipe is
-    interrupted by the signal, and the handler's exception propagates: PEP 475)."""
-
-    def alarm(signum, frame):
-        raise Hung(f"still blocked after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def _replace(path, how, target=None):
     """Replace the file `path` by a named pipe or a symbolic link to `target`."""
     if path.is_dir() and not path.is_symlink():
@@ -81,7 +58,7 @@ def _replace(path, how, target=None):
     ],
 )
 def test_a_latest_that_is_a_pipe_or_a_link_falls_back_without_reading_it(
-    run, tmp_path, how, target, problem
+    run, tmp_path, how, target, problem, no_hang
 ):
     (tmp_path / "secret").write_text(SECRET)
     if target == "secret":
@@ -149,7 +126,9 @@ except ValueError as error:
         ("policy", "link", "/tmp"),
     ],
 )
-def test_a_checkpoint_without_manifest_holding_a_pipe_or_link_is_refused(run, name, how, target):
+def test_a_checkpoint_without_manifest_holding_a_pipe_or_link_is_refused(
+    run, name, how, target, no_hang
+):
     # Without a manifest (an old checkpoint, or a crafted one) only the required files' kinds
     # stand between a loader and a pipe that blocks or a device that never ends.
     (run.parent / "secret").write_text(SECRET)
@@ -185,7 +164,7 @@ def test_a_run_lock_linked_to_another_file_is_refused_and_that_file_untouched(tm
     assert (tmp_path / "precious").read_text() == SECRET  # a lock would have emptied it
 
 
-def test_a_run_lock_that_is_a_pipe_is_refused(tmp_path):
+def test_a_run_lock_that_is_a_pipe_is_refused(tmp_path, no_hang):
     run = tmp_path / "run"
     run.mkdir()
     os.mkfifo(run / "run.lock")

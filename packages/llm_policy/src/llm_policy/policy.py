@@ -177,24 +177,14 @@ class PolicyConfig:
             raise ValueError(
                 f"PolicyConfig.lora_dropout must be in [0, 1), got {self.lora_dropout!r}"
             )
-        if self.max_batch_prompts is not None and (
-            isinstance(self.max_batch_prompts, bool)
-            or not isinstance(self.max_batch_prompts, int)
-            or self.max_batch_prompts < 1
-        ):
-            raise ValueError(
-                "PolicyConfig.max_batch_prompts must be None or a positive int, "
-                f"got {self.max_batch_prompts!r}"
-            )
-        if self.max_prompt_tokens is not None and (
-            isinstance(self.max_prompt_tokens, bool)
-            or not isinstance(self.max_prompt_tokens, int)
-            or self.max_prompt_tokens < 1
-        ):
-            raise ValueError(
-                "PolicyConfig.max_prompt_tokens must be None or a positive int, "
-                f"got {self.max_prompt_tokens!r}"
-            )
+        for name in ("max_batch_prompts", "max_prompt_tokens"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(
+                    f"PolicyConfig.{name} must be None or a positive int, got {value!r}"
+                )
         if self.lora_target_modules is not None:
             if isinstance(self.lora_target_modules, str):
                 self.lora_target_modules = (self.lora_target_modules,)
