@@ -33,10 +33,12 @@ test: setup
 gpu-smoke: setup
 	$(PY) benchmarks/gpu_smoke.py
 
-# The same two checks as .pre-commit-config.yaml, with the ruff pinned in requirements-dev.txt.
+# The same checks as .pre-commit-config.yaml (ruff, codespell on code and prose), with the
+# versions pinned in requirements-dev.txt.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/codespell
 
 clean:
 	rm -rf $(VENV) runs
