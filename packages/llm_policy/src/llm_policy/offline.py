@@ -29,6 +29,7 @@ from typing import Any
 
 from .atomic import atomic_directory
 from .manifest import MANIFEST_NAME, CheckpointCorruptError, verify_manifest, write_manifest
+from .small_files import read_small_json
 from .tied_weights import protect_untied_output_head
 
 __all__ = [
@@ -224,8 +225,8 @@ def offline_model_path(name: str) -> Path:
 def _is_current(path: Path, spec: OfflineModelSpec) -> bool:
     """The build at `path` is of `spec` and intact (a damaged or pre-manifest build is rebuilt)."""
     try:
-        info = json.loads((path / _BUILD_INFO).read_text())
-    except (OSError, ValueError):
+        info = read_small_json(path / _BUILD_INFO, what="offline build info")
+    except (OSError, ValueError):  # missing, damaged, a pipe or link, too large: rebuild
         return False
     if info.get("spec_hash") != spec.spec_hash() or not (path / MANIFEST_NAME).is_file():
         return False

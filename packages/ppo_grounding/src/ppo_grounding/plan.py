@@ -28,7 +28,6 @@ peak memory that benchmarks/paper_scale.py measures on CPU.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +64,7 @@ def model_config(model: str) -> tuple[Any, dict[str, Any]]:
         stored_config_dict,
     )
     from llm_policy.loading import resolve_model_source
+    from llm_policy.small_files import read_small_json
     from transformers import AutoConfig
 
     arch = find_architecture(model)
@@ -80,7 +80,7 @@ def model_config(model: str) -> tuple[Any, dict[str, Any]]:
             "llama-3.2-1b), an offline model, or a Hub id reachable from here"
         ) from None
     raw_file = Path(source) / "config.json"
-    raw = json.loads(raw_file.read_text()) if raw_file.is_file() else config.to_dict()
+    raw = read_small_json(raw_file, what="model config") if raw_file.is_file() else config.to_dict()
     return config, raw
 
 
