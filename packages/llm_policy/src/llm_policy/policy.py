@@ -6,6 +6,7 @@ the candidates = the policy; the prompt's hidden state -> value head = the criti
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -17,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -35,13 +36,12 @@ from .loading import (
 from .manifest import MANIFEST_NAME, verify_manifest, write_manifest
 from .offline import OFFLINE_MODELS, offline_model_path
 from .precision import (
-    DTYPES,
     all_finite,
     check_precision,
     check_trainable_fp32,
     storage_dtype,
 )
-from .scorer import NORMALIZATIONS, SCORING_METHODS, ActionScorer, ScoreOutput
+from .scorer import ActionScorer, ScoreOutput
 from .value_head import ActionHead, ValueHead
 
 __all__ = ["CONFIG_NAME", "LLMPolicy", "PolicyConfig", "PolicyOutput"]
@@ -52,80 +52,88 @@ ADAPTER_DIR = "adapter"
 MODEL_DIR = "model"
 BASE_DIR = "base"
 _FORMAT_VERSION = 1
-_HEADS = ("score", "action_head")
-_CRITICS = ("value_head", "frozen_base")
-_FINETUNE = ("lora", "full")
-# Fields from_pretrained may change: they do not alter the checkpoint's structure or weights.
-_OVERRIDABLE = {
-    "model",
-    "normalization",
-    "max_prompt_tokens",
-    "max_batch_prompts",
-    "device",
-    "dtype",
-    "gradient_checkpointing",
-    "scoring",
-    "disable_dropout",
-    "attn_implementation",
-    "verify_scoring",
-    "trust_remote_code",
-}
+
+# What each PolicyConfig field is, declared next to it (`_field(default, KIND)`), so that the
+# lists below, checkpoint loading and --run.init-from all follow from one place:
+WEIGHTS = "weights"
+"""Defines the saved policy (its weights, their layout, how actions are tokenised, the seed of
+its heads): a checkpoint loads with its saved value, and a run started from it
+(--run.init-from) must name the same."""
+LORA = "lora"
+"""The same, for a LoRA policy's adapters (compared only when one side fine-tunes with LoRA)."""
+RUN_TIME = "run_time"
+"""How the policy runs, not what it is: `LLMPolicy.from_pretrained(**overrides)` may change it."""
+FIELD_KINDS = (WEIGHTS, LORA, RUN_TIME)
+
+
+def _field(default: Any, kind: str, *, overridable: bool | None = None) -> Any:
+    """A PolicyConfig field of `kind`; run-time fields are overridable when loading unless
+    `overridable` says otherwise."""
+    if kind not in FIELD_KINDS:
+        raise ValueError(f"field kind {kind!r} is not one of {FIELD_KINDS}")
+    overridable = kind == RUN_TIME if overridable is None else overridable
+    return dataclasses.field(default=default, metadata={"kind": kind, "overridable": overridable})
 
 
 @dataclass
 class PolicyConfig:
-    """Everything that defines an `LLMPolicy`. Saved as JSON inside every checkpoint."""
+    """Everything that defines an `LLMPolicy`. Saved as JSON inside every checkpoint.
 
-    model: str = "offline-t5"
+    Every field declares its kind (WEIGHTS, LORA or RUN_TIME; `field_names` lists them); fields
+    with a fixed set of values are `Literal`s (checked here, listed by `--help`)."""
+
+    # a LoRA checkpoint may name where to find the same base model (its fingerprint is checked
+    # on load); a full fine-tuning checkpoint carries its own (from_pretrained refuses it)
+    model: str = _field("offline-t5", WEIGHTS, overridable=True)
     """Hugging Face id (e.g. "google/flan-t5-small"), local model directory or offline name."""
-    normalization: str = "sum"
+    normalization: Literal["sum", "token", "word"] = _field("sum", RUN_TIME)
     """Action score: "sum" (log P(action)), "token" (mean per token) or "word" (per word)."""
-    head: str = "score"
+    head: Literal["score", "action_head"] = _field("score", WEIGHTS)
     """"score": GLAM, softmax over the candidates' scores; "action_head": NPAE, an MLP to
     num_actions logits."""
-    num_actions: int = 6
+    num_actions: int = _field(6, WEIGHTS)
     """Size of the action head's output (head="action_head" only)."""
-    critic: str = "value_head"
+    critic: Literal["value_head", "frozen_base"] = _field("value_head", WEIGHTS)
     """"value_head": MLP on the policy model's prompt state; "frozen_base": the same head on the
     adapter-disabled base model (LoRA only; no second copy of the model)."""
-    finetune: str = "lora"
+    finetune: Literal["lora", "full"] = _field("lora", WEIGHTS)
     """"lora": only LoRA adapters and heads train; "full": every model weight trains too."""
-    lora_r: int = 16
+    lora_r: int = _field(16, LORA)
     """LoRA rank."""
-    lora_alpha: int = 32
+    lora_alpha: int = _field(32, LORA)
     """LoRA scaling numerator (the update is scaled by alpha / r)."""
-    lora_dropout: float = 0.0
+    lora_dropout: float = _field(0.0, LORA)
     """Dropout on the LoRA input; 0 keeps PPO's ratios exact."""
-    lora_target_modules: tuple[str, ...] | None = None
+    lora_target_modules: tuple[str, ...] | None = _field(None, LORA)
     """Module names that get adapters; None = per-architecture default (q/v projections)."""
-    value_head_hidden: int = 1024
+    value_head_hidden: int = _field(1024, WEIGHTS)
     """Width of the value (and action) head's two hidden layers."""
-    max_prompt_tokens: int | None = None
+    max_prompt_tokens: int | None = _field(None, RUN_TIME)
     """Truncate longer prompts from the left (with a warning); None = the model's limit."""
-    max_batch_prompts: int | None = 256
+    max_batch_prompts: int | None = _field(256, RUN_TIME)
     """Prompts scored in one forward at most; more are scored in chunks, so scoring memory is
     bounded by this, not by the number of envs. None: no bound."""
-    device: str = "cpu"
+    device: str = _field("cpu", RUN_TIME)
     """Torch device of the model and heads, e.g. "cuda" or "cuda:1"."""
-    dtype: str = "float32"
+    dtype: Literal["float32", "bfloat16", "float16"] = _field("float32", RUN_TIME)
     """Forward precision: "float32", or "bfloat16" / "float16" mixed precision (autocast; weights
     that train, their gradients and optimiser state stay fp32; a frozen LoRA base is stored in
     16 bits; "float16" needs a gradient scaler, which PPOTrainer adds). See llm_policy.precision."""
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = _field(False, RUN_TIME)
     """Recompute activations in backward to save memory (scoring then avoids the KV cache)."""
-    seed: int = 0
+    seed: int = _field(0, WEIGHTS)
     """Seed of the heads' and LoRA adapters' initialisation."""
-    scoring: str = "auto"
+    scoring: Literal["auto", "cache", "packed", "recompute"] = _field("auto", RUN_TIME)
     """Scoring method: "auto", "cache", "packed" (decoder-only) or "recompute" (encoder-decoder)."""
-    disable_dropout: bool = True
+    disable_dropout: bool = _field(True, RUN_TIME)
     """Set every dropout probability of the model config to 0 (PPO needs deterministic forwards)."""
-    attn_implementation: str | None = None
+    attn_implementation: str | None = _field(None, RUN_TIME)
     """Passed to transformers ("sdpa", "eager", ...); None = transformers' default."""
-    action_prefix: str | None = None
+    action_prefix: str | None = _field(None, WEIGHTS)
     """Text put before each action when tokenizing it; None: " " (decoder-only), "" (seq2seq)."""
-    verify_scoring: bool = True
+    verify_scoring: bool = _field(True, RUN_TIME)
     """At construction, check the fast scorer against the per-pair forward on a tiny input."""
-    trust_remote_code: bool = False
+    trust_remote_code: bool = _field(False, RUN_TIME)
     """Let transformers run Python code that ships with the model (its `auto_map`). Only for
     models whose code you have read or trust; not saved in checkpoints (pass it to
     `LLMPolicy.from_pretrained` when loading one that needs it)."""
@@ -133,18 +141,19 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         self.validate()
 
+    @classmethod
+    def field_names(cls, kind: str) -> tuple[str, ...]:
+        """The fields of `kind` (WEIGHTS, LORA or RUN_TIME), in declaration order."""
+        if kind not in FIELD_KINDS:
+            raise ValueError(f"field kind {kind!r} is not one of {FIELD_KINDS}")
+        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("kind") == kind)
+
     def validate(self) -> None:
         """Check every field (type, then value); ValueError names the field. Run at construction;
         call it again after changing fields (it also normalises `device` and
         `lora_target_modules`)."""
-
-        def choose(name: str, options: Sequence[str]) -> None:
-            value = getattr(self, name)
-            if value not in options:
-                raise ValueError(f"PolicyConfig.{name}={value!r} is not one of {tuple(options)}")
-
         _check_field_types(self)
-        if not isinstance(self.model, str) or not self.model:
+        if not self.model:
             raise ValueError(
                 "PolicyConfig.model must be a Hugging Face id, a local path or an offline name"
             )
@@ -152,24 +161,15 @@ class PolicyConfig:
         # syntax only: a config written on a GPU machine still parses on a laptop; whether the
         # device exists is checked when a policy is built (LLMPolicy), before any model loads
         self.device = parse_device(self.device, "PolicyConfig.device")
-        for name in ("trust_remote_code", "gradient_checkpointing", "disable_dropout"):
-            value = getattr(self, name)
-            if not isinstance(value, bool):
-                raise ValueError(f"PolicyConfig.{name} must be True or False, got {value!r}")
-        choose("normalization", NORMALIZATIONS)
-        choose("head", _HEADS)
-        choose("critic", _CRITICS)
-        choose("finetune", _FINETUNE)
-        choose("dtype", DTYPES)
-        choose("scoring", SCORING_METHODS)
         if self.critic == "frozen_base" and self.finetune != "lora":
             raise ValueError(
                 "critic='frozen_base' needs finetune='lora': the frozen base is the model with its "
                 "adapters switched off (full fine-tuning would need a second copy of the model)"
             )
+        # the types are checked above: only the ranges are left
         for name in ("num_actions", "lora_r", "value_head_hidden"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if value < 1:
                 raise ValueError(f"PolicyConfig.{name} must be a positive int, got {value!r}")
         if not self.lora_alpha > 0:
             raise ValueError(f"PolicyConfig.lora_alpha must be positive, got {self.lora_alpha!r}")
@@ -179,9 +179,7 @@ class PolicyConfig:
             )
         for name in ("max_batch_prompts", "max_prompt_tokens"):
             value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
+            if value is not None and value < 1:
                 raise ValueError(
                     f"PolicyConfig.{name} must be None or a positive int, got {value!r}"
                 )
@@ -195,6 +193,14 @@ class PolicyConfig:
                 raise ValueError(
                     "PolicyConfig.lora_target_modules must be None or a non-empty list of names"
                 )
+        self._validated = _snapshot(self)
+
+    def validate_if_changed(self) -> None:
+        """`validate()` unless every field still holds the value (and type) the last `validate()`
+        accepted. For code that receives a config someone may have changed since it was built
+        (TrainConfig.validate, LLMPolicy): a config is then checked once, not once per holder."""
+        if getattr(self, "_validated", None) != _snapshot(self):
+            self.validate()
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON-ready values (what a checkpoint's config file holds)."""
@@ -202,6 +208,12 @@ class PolicyConfig:
         if d["lora_target_modules"] is not None:
             d["lora_target_modules"] = list(d["lora_target_modules"])
         return d
+
+
+# Fields from_pretrained may change: they do not alter the checkpoint's structure or weights.
+_OVERRIDABLE = frozenset(
+    f.name for f in dataclasses.fields(PolicyConfig) if f.metadata.get("overridable")
+)
 
 
 # fields with their own, more specific check: a device may be a torch.device, target modules
@@ -220,13 +232,18 @@ _KIND_NAMES = {
 
 def _check_field_types(config: PolicyConfig) -> None:
     """Every field holds a value of its declared type (str, int, float, bool, or None where
-    declared); ints are no bools, floats are finite (an int passes for a float)."""
+    declared); ints are no bools, floats are finite (an int passes for a float). A `Literal`
+    field holds a value of its options' type, and one of them."""
     hints = typing.get_type_hints(PolicyConfig)
     for f in dataclasses.fields(config):
         if f.name in _OWN_TYPE_CHECK:
             continue
         value = getattr(config, f.name)
-        kinds = typing.get_args(hints[f.name]) or (hints[f.name],)
+        # a Literal field (of strs): a value of another type gets the type's message ("must be
+        # a str"), one of that type but no option the list of options
+        hint = hints[f.name]
+        options = typing.get_args(hint) if typing.get_origin(hint) is Literal else ()
+        kinds = (type(options[0]),) if options else typing.get_args(hint) or (hint,)
         if value is None and type(None) in kinds:
             continue
         if not any(_is_of(value, kind) for kind in kinds):
@@ -235,6 +252,16 @@ def _check_field_types(config: PolicyConfig) -> None:
                 f"PolicyConfig.{f.name} must be {expected}, got {value!r} "
                 f"({type(value).__name__}); default: {f.default!r}"
             )
+        if options and value not in options:
+            raise ValueError(f"PolicyConfig.{f.name}={value!r} is not one of {options}")
+
+
+def _snapshot(config: PolicyConfig) -> tuple[tuple[type, Any], ...]:
+    """Every field's type and value: what `validate_if_changed` compares (with the type, so that
+    a seed changed from 0 to False counts as a change)."""
+    return tuple(
+        (type(v), v) for v in (getattr(config, f.name) for f in dataclasses.fields(config))
+    )
 
 
 def _is_of(value: Any, kind: Any) -> bool:
@@ -287,7 +314,10 @@ class LLMPolicy(nn.Module):
         super().__init__()
         if not isinstance(config, PolicyConfig):
             raise TypeError(f"config must be a PolicyConfig, got {type(config).__name__}")
-        self.config = dataclasses.replace(config)  # a private, re-validated copy
+        # a private copy, checked again only if the caller changed a field since it was
+        # validated (a replace() would run __post_init__'s validate a second time)
+        self.config = copy.copy(config)
+        self.config.validate_if_changed()
         cfg = self.config
         check_device(cfg.device, "PolicyConfig.device")  # before any model is built
         check_precision(cfg.dtype, cfg.device, "PolicyConfig.dtype")

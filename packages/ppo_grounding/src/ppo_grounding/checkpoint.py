@@ -694,35 +694,6 @@ INIT_FROM_ACCEPTED = (
     "--run.output-dir of `ppo-grounding train` or `ppo-grounding clone`: its latest checkpoint's "
     "policy) or one of its checkpoints/update_* directories"
 )
-_WEIGHT_FIELDS = (
-    "model",
-    "finetune",
-    "head",
-    "num_actions",
-    "critic",
-    "value_head_hidden",
-    "action_prefix",
-    "seed",
-)
-"""PolicyConfig fields that describe a saved policy (its weights, their layout, how actions are
-tokenised, the seed of its heads): a run started from it must name the same, so that its config
-describes what it trains and resumes with the same options (device, dtype, normalization,
-scoring, ... are the run's own)."""
-_LORA_FIELDS = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")
-"""The same for a LoRA policy's adapters."""
-_RUN_TIME_FIELDS = (
-    "normalization",
-    "max_prompt_tokens",
-    "max_batch_prompts",
-    "dtype",
-    "gradient_checkpointing",
-    "scoring",
-    "disable_dropout",
-    "attn_implementation",
-    "verify_scoring",
-    "trust_remote_code",
-)
-"""PolicyConfig fields a run sets on the policy it loads (LLMPolicy.from_pretrained overrides)."""
 
 
 def load_init_policy(config: TrainConfig) -> LLMPolicy | None:
@@ -778,6 +749,7 @@ def _saved_init_from(config_file: Path) -> str | None:
 
 def _load_init_from(config: TrainConfig, text: str) -> LLMPolicy:
     from llm_policy import LLMPolicy
+    from llm_policy.policy import LORA, RUN_TIME, WEIGHTS, PolicyConfig
 
     from . import distributed
     from .config import BABYAI_ACTIONS
@@ -831,9 +803,12 @@ def _load_init_from(config: TrainConfig, text: str) -> LLMPolicy:
             f"{config.env.num_actions} actions ({BABYAI_ACTIONS} + --env.extra-actions "
             f"{config.env.extra_actions}): {fix}a policy made for {config.env.num_actions} actions."
         )
-    names = list(_WEIGHT_FIELDS)
+    # the fields that describe the saved policy (PolicyConfig declares each field's kind): a run
+    # started from it must name the same, so that its config describes what it trains; the
+    # run-time fields (device, dtype, normalization, scoring, ...) are the run's own
+    names = list(PolicyConfig.field_names(WEIGHTS))
     if "lora" in (saved.get("finetune"), wanted.finetune):
-        names += _LORA_FIELDS
+        names += PolicyConfig.field_names(LORA)
     if head != "action_head" and wanted.head != "action_head":
         names.remove("num_actions")  # only the action head has a size
     differences = []
@@ -851,7 +826,9 @@ def _load_init_from(config: TrainConfig, text: str) -> LLMPolicy:
             + "\nPass the --policy.* options it was saved with, so that the run's config "
             "describes the weights it trains."
         )
-    overrides = {name: getattr(wanted, name) for name in _RUN_TIME_FIELDS}
+    # what a run sets on the policy it loads (LLMPolicy.from_pretrained overrides); the device
+    # is this process's share of the run's
+    overrides = {name: getattr(wanted, name) for name in PolicyConfig.field_names(RUN_TIME)}
     overrides["device"] = distributed.get().policy_device(wanted.device)
     policy = LLMPolicy.from_pretrained(policy_dir, **overrides)
     config.run.init_from = str(source)

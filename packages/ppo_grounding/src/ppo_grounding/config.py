@@ -276,8 +276,11 @@ class TrainConfig:
         errors = [
             error for name in _OWN_SECTIONS for error in _type_errors(name, getattr(self, name))
         ]
-        try:  # PolicyConfig checks its own fields (types, finite numbers, ranges)
-            self.policy.validate()
+        # PolicyConfig checks its own fields (types, finite numbers, ranges) when it is built;
+        # again here only if one was changed since (tyro, the CLI and callers set fields after
+        # construction), so an unchanged policy is validated once
+        try:
+            self.policy.validate_if_changed()
         except ValueError as error:
             errors.append(str(error))
         if errors:  # the range checks below assume the types
