@@ -371,3 +371,24 @@ def test_formats_match_tokenizers_trained_by_sentencepiece(tmp_path, scorers):
         prompt_ids = batch.prompt_ids[batch.pair_prompt[n]]
         text = prompts[batch.pair_prompt[n]] + " " + ENGLISH_ACTION_NAMES[batch.pair_slot[n]]
         assert [processor.bos_id()] + processor.encode(text) == prompt_ids + ids
+
+
+@pytest.mark.parametrize("normalization", NORMALIZATIONS)
+@pytest.mark.parametrize("kind", REAL_FORMAT_KINDS)
+def test_fast_scores_equal_the_per_pair_reference_within_1e_5(scorers, kind, normalization):
+    """On the real formats every fast method equals one forward per (prompt, action) pair to
+    1e-5 of the score's size (fp32 sums of a few log-probs: about 1e-7 relative in practice)."""
+    from llm_policy.reference import naive_scores
+
+    from .scoring_cases import FAST
+
+    scorer = scorers(kind)
+    prompts = make_prompts()
+    with torch.no_grad():
+        want = naive_scores(scorer, prompts, CANDIDATES, normalization)
+        finite = torch.isfinite(want)
+        for method in ("cache", FAST[kind]):
+            got = scorer.score(prompts, CANDIDATES, normalization=normalization, method=method)
+            assert torch.equal(torch.isfinite(got.scores), finite)
+            error = (got.scores[finite] - want[finite]).abs()
+            assert (error <= 1e-5 * want[finite].abs().clamp(min=1.0)).all(), error.max()
