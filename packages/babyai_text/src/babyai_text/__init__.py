@@ -13,7 +13,7 @@ from babyai_text.describe import describe_grid, describe_view
 from babyai_text.env import BabyAITextEnv
 from babyai_text.expert import Expert, expert_action
 from babyai_text.levels import HELD_OUT_PAIRS, MIXED_TASKS, ORIGINAL_TASK_NAMES
-from babyai_text.lexicon import ACTION_NAMES, LANGUAGES, vocabulary
+from babyai_text.lexicon import ACTION_NAMES, EXTRA_ACTION_PHRASES, LANGUAGES, vocabulary
 from babyai_text.missions import render_mission
 from babyai_text.registration import (
     PAPER_LEVELS,
@@ -26,6 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTION_NAMES",
+    "EXTRA_ACTION_PHRASES",
     "LANGUAGES",
     "HELD_OUT_PAIRS",
     "MIXED_TASKS",

@@ -34,6 +34,22 @@ ACTION_NAMES: dict[str, tuple[str, ...]] = {
 
 NUM_ACTIONS = 6
 
+EXTRA_ACTION_PHRASES: tuple[str, ...] = (
+    "sleep",
+    "dance",
+    "sing",
+    "think",
+    "wait",
+    "jump",
+    "wave",
+    "shout",
+    "sit down",
+    "look around",
+)
+"""Ten useless phrases for the original's action-space experiment (`extra_actions=`): the first k
+are what ppo-grounding's `--env.extra-actions k` offers after the real actions, each executing
+minigrid's `done`, a no-op in BabyAI. Not in `vocabulary()`: the envs never emit them."""
+
 # minigrid's colour names (minigrid.core.constants.COLOR_NAMES), in minigrid's index order.
 COLORS: tuple[str, ...] = ("red", "green", "blue", "purple", "yellow", "grey")
 

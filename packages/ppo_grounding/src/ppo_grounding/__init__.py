@@ -18,17 +18,15 @@ from .config import (
     offline_preset,
     paper_preset,
 )
+from .envs import EXTRA_ACTION_PHRASES, extra_action_phrases, make_env
 from .evaluate import (
     EVAL_SEED_OFFSET,
-    EXTRA_ACTION_PHRASES,
     EvalResult,
     ExpertAgent,
     PolicyAgent,
     RandomAgent,
     evaluate,
-    extra_action_phrases,
     load_policy,
-    make_env,
     wilson_interval,
 )
 from .gae import compute_gae

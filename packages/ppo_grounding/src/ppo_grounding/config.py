@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import babyai_text
 from llm_policy import PolicyConfig
 
 _Section = TypeVar("_Section")
@@ -44,7 +45,7 @@ class EnvConfig:
     num_observations: int = 1
     """Observations kept in the prompt (the current one and the previous ones; paper: 3)."""
     extra_actions: int = 0
-    """N useless phrases offered after the real actions, executed as the env's no-op (0 to 10: sleep, dance, ...; evaluate.EXTRA_ACTION_PHRASES): the paper's action-space experiment."""
+    """N useless phrases offered after the real actions, executed as the env's no-op (0 to 10: sleep, dance, ...; babyai_text.EXTRA_ACTION_PHRASES): the paper's action-space experiment."""
 
     @property
     def num_actions(self) -> int:
@@ -151,8 +152,6 @@ def check_env_id(env_id: Any, field: str = "env.env_id") -> None:
             f"{field}={env_id!r} is not a BabyAI-Text ID: use one of babyai_text.registered_ids(), "
             f"e.g. BabyAI-Text-GoToLocal-v0{hint}."
         )
-    import babyai_text
-
     registered = babyai_text.registered_ids()
     if env_id not in registered:
         close = difflib.get_close_matches(env_id, registered, n=3)
@@ -357,14 +356,12 @@ class TrainConfig:
             errors.append(f"ppo.target_kl={p.target_kl}: use a positive value, or None to disable.")
         if p.weight_decay and p.optimizer != "adamw":
             errors.append(f"ppo.weight_decay={p.weight_decay} needs ppo.optimizer=adamw.")
-        from .evaluate import EXTRA_ACTION_PHRASES
-
         extra = self.env.extra_actions
-        if not 0 <= extra <= len(EXTRA_ACTION_PHRASES):
+        phrases = babyai_text.EXTRA_ACTION_PHRASES
+        if not 0 <= extra <= len(phrases):
             errors.append(
                 f"env.extra_actions={extra}: --env.extra-actions takes 0 to "
-                f"{len(EXTRA_ACTION_PHRASES)} (the useless phrases, in order: "
-                f"{', '.join(EXTRA_ACTION_PHRASES)})."
+                f"{len(phrases)} (the useless phrases, in order: {', '.join(phrases)})."
             )
         elif self.policy.head == "action_head" and self.policy.num_actions != self.env.num_actions:
             errors.append(

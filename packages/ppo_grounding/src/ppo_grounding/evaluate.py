@@ -19,6 +19,7 @@ generator in each process, so its episodes differ from one process's.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -29,9 +30,15 @@ import babyai_text  # also registers the BabyAI-Text-* IDs
 import gymnasium as gym
 import numpy as np
 import torch
-from llm_policy import PromptTemplate
+from llm_policy import OFFLINE_MODELS, LLMPolicy, PromptTemplate
+from tqdm.auto import tqdm
 
 from . import distributed
+from .checkpoint import load_policy_for_eval
+from .config import TrainConfig
+
+# Made in envs.py; also importable from here, where they used to live.
+from .envs import EXTRA_ACTION_PHRASES, extra_action_phrases, make_env  # noqa: F401
 from .history import EpisodeHistory, sentences_of
 
 EVAL_SEED_OFFSET = 1_000_000
@@ -42,52 +49,6 @@ Agent = Callable[[list[str], Sequence[str]], np.ndarray]
 An agent whose `reads_env` attribute is true (the expert bot, which plans on the level's state,
 not on text) is also given `envs=`, the envs those prompts come from, in the same order.
 """
-
-EXTRA_ACTION_PHRASES = (
-    "sleep",
-    "dance",
-    "sing",
-    "think",
-    "wait",
-    "jump",
-    "wave",
-    "shout",
-    "sit down",
-    "look around",
-)
-"""Useless phrases for the action-space experiment: offered after the real actions, they execute
-minigrid's `done`, a no-op in BabyAI (babyai_text's `extra_actions=` keyword)."""
-
-
-def extra_action_phrases(n: int) -> tuple[str, ...]:
-    """The first `n` of EXTRA_ACTION_PHRASES (0: none)."""
-    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= len(EXTRA_ACTION_PHRASES):
-        raise ValueError(
-            f"{n!r} extra actions: choose an int from 0 to {len(EXTRA_ACTION_PHRASES)} "
-            f"(the phrases, in order: {', '.join(EXTRA_ACTION_PHRASES)})"
-        )
-    return EXTRA_ACTION_PHRASES[:n]
-
-
-def make_env(
-    env_id: str,
-    *,
-    language: str = "en",
-    action_names: str | None = None,
-    extra_actions: Sequence[str] = (),
-    env_wrapper: Callable[[gym.Env], gym.Env] | None = None,
-    render_mode: str | None = None,
-) -> gym.Env:
-    """`gym.make` with the keywords of an evaluation; `env_wrapper` goes on top."""
-    kwargs: dict = {"language": language}
-    if action_names is not None:
-        kwargs["action_names"] = action_names
-    if extra_actions:
-        kwargs["extra_actions"] = tuple(extra_actions)
-    if render_mode is not None:
-        kwargs["render_mode"] = render_mode
-    env = gym.make(env_id, **kwargs)
-    return env if env_wrapper is None else env_wrapper(env)
 
 
 @dataclass
@@ -260,8 +221,6 @@ def evaluate(
         start(i)
     bar = None
     if progress and processes.is_main:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(mine), desc=label, unit="ep", leave=False)
     while any(active):
         live = [i for i in range(num_envs) if active[i]]
@@ -303,13 +262,6 @@ def load_policy(source: str | os.PathLike):
     "untrained", an `LLMPolicy` with fresh heads over that model (zero-shot), with the default
     TrainConfig. A path that does not exist raises FileNotFoundError naming what is accepted.
     """
-    import dataclasses
-
-    from llm_policy import OFFLINE_MODELS, LLMPolicy
-
-    from .checkpoint import load_policy_for_eval
-    from .config import TrainConfig
-
     text = str(source)
     path = Path(text).expanduser()
     accepted = (

@@ -70,6 +70,7 @@ class MetricsLogger:
         atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in rows))
         self.writer = None
         if tensorboard:
+            # TensorBoard's writer brings tensorboard and protobuf: only for runs that ask for it
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(Path(output_dir) / "tensorboard"))

@@ -25,6 +25,7 @@ def plot_runs(
 
     baselines: optional horizontal lines, e.g. {"random agent": 0.26}.
     """
+    # matplotlib is the optional `plot` extra: imported only when a figure is drawn
     import matplotlib
 
     matplotlib.use("Agg")

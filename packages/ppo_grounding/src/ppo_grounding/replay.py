@@ -30,8 +30,10 @@ import numpy as np
 import torch
 from llm_policy import PromptTemplate
 from llm_policy.atomic import atomic_write_bytes, atomic_write_text
+from tqdm.auto import tqdm
 
-from .evaluate import EVAL_SEED_OFFSET, make_env
+from .envs import make_env
+from .evaluate import EVAL_SEED_OFFSET
 from .history import EpisodeHistory, sentences_of
 
 __all__ = [
@@ -134,6 +136,7 @@ def render_episode(
     replay: EpisodeReplay, *, title: str = "", dpi: int = 100, size=(11.0, 5.5)
 ) -> list[np.ndarray]:
     """The frames of a replay, (H, W, 3) uint8 each: one per step, then the end state."""
+    # matplotlib is the optional `plot` extra: imported only when a replay is drawn
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -203,7 +206,7 @@ def render_episode(
 
 def write_gif(frames: Sequence[np.ndarray], path: str | Path, *, fps: float = 2.0) -> Path:
     """An animated GIF that loops, one `frames` entry per GIF frame."""
-    from PIL import Image
+    from PIL import Image  # Pillow comes with matplotlib (the `plot` extra), not with us
 
     if not frames:
         raise ValueError("write_gif needs at least one frame")
@@ -224,7 +227,7 @@ def write_gif(frames: Sequence[np.ndarray], path: str | Path, *, fps: float = 2.
 
 def require_ffmpeg():
     """imageio_ffmpeg, or an ImportError that says how to install it."""
-    try:
+    try:  # the optional `video` extra, needed for MP4 only
         import imageio_ffmpeg
     except ImportError:
         raise ImportError(
@@ -315,8 +318,6 @@ def replay(
     paths, summary = [], []
     seeds = range(seed_offset, seed_offset + episodes)
     if progress:
-        from tqdm.auto import tqdm
-
         seeds = tqdm(seeds, desc="replay", unit="ep")
     for k, seed in enumerate(seeds):
         episode = play_episode(

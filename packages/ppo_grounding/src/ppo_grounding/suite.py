@@ -30,7 +30,9 @@ import gymnasium as gym
 import torch
 from babyai_text import Expert
 from llm_policy.atomic import atomic_write_text
+from tqdm.auto import tqdm
 
+from .envs import make_env
 from .evaluate import (
     EVAL_SEED_OFFSET,
     Agent,
@@ -39,7 +41,6 @@ from .evaluate import (
     PolicyAgent,
     RandomAgent,
     evaluate,
-    make_env,
 )
 from .substitutions import (
     COLOUR_SYNONYMS,
@@ -308,8 +309,6 @@ def run_suite(
     finished = output.finished_rows() if output is not None else {}
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(chosen) * len(agents), desc="generalisation", unit="test")
     rows: list[SuiteRow] = []
     for test in chosen:

@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import babyai_text  # noqa: F401  (registers the BabyAI-Text-* IDs)
 import gymnasium as gym
 import numpy as np
 import torch
@@ -51,6 +50,7 @@ from gymnasium.wrappers.vector import RecordEpisodeStatistics
 from torch import nn
 
 from ..buffer import Batch
+from ..envs import make_envs
 from ..gae import compute_gae
 from ..metrics import SUCCESS_WINDOW, running_success_rate
 from ..update import ppo_update
@@ -127,16 +127,8 @@ class SymbolicActorCritic(nn.Module):
 
 
 def make_symbolic_envs(config: TrainConfig) -> gym.vector.VectorEnv:
-    """The run's vector env as `envs.make_envs` builds it (SAME_STEP autoreset), with
-    `symbolic=True`."""
-    return gym.make_vec(
-        config.env.env_id,
-        num_envs=config.env.num_envs,
-        vectorization_mode=config.env.vectorization,
-        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
-        language=config.env.language,
-        symbolic=True,
-    )
+    """The run's vector env (SAME_STEP autoreset) with `symbolic=True`: `envs.make_envs`'s."""
+    return make_envs(config, symbolic=True)
 
 
 class SymbolicPolicy:
