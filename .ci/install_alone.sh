@@ -10,9 +10,11 @@ shift 3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 .venv/bin/python -m build --wheel --outdir "$work/dist" "$package" >/dev/null
-# A wheel ships its licence and its py.typed marker.
+# A wheel ships its licence and its py.typed marker. (The listing is read whole first: `grep -q`
+# on a pipe exits at its first match, and the lister's broken pipe then fails the pipeline.)
+members=$(.venv/bin/python -m zipfile -l "$work"/dist/*.whl)
 for member in py.typed LICENSE; do
-  if ! .venv/bin/python -m zipfile -l "$work"/dist/*.whl | grep -q "$member"; then
+  if ! grep -q "$member" <<<"$members"; then
     echo "$package: the wheel lacks $member" >&2
     exit 1
   fi
