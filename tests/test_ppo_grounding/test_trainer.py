@@ -292,7 +292,7 @@ def test_episode_statistics_follow_the_rollouts_episodes(tmp_path):
         returns += finished
         assert stats["charts/episodes_finished"] == len(finished) > 0
         assert stats["charts/episodic_return"] == pytest.approx(sum(finished) / len(finished))
-        assert stats["charts/episode_length"] == pytest.approx(sum(lengths) / len(lengths))
+        assert stats["charts/episodic_length"] == pytest.approx(sum(lengths) / len(lengths))
         recent = returns[-100:]
         if len(recent) < 20:
             assert math.isnan(trainer.success_rate())  # not reported yet

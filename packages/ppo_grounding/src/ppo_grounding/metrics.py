@@ -1,6 +1,8 @@
 """Metrics of a run: one JSON line per update in metrics.jsonl, mirrored to TensorBoard.
 
-Metric names are fixed (CleanRL's); the README documents them in one table:
+Metric names are fixed, CleanRL's where CleanRL's ppo.py logs the same quantity (so its plotting
+scripts read our runs); the README documents them in one table, with every difference from
+CleanRL's names and meanings:
 
 | name | meaning |
 |---|---|
@@ -8,7 +10,7 @@ Metric names are fixed (CleanRL's); the README documents them in one table:
 | charts/episodes | episodes finished so far |
 | charts/success_rate | success (return > 0) over the last 100 finished episodes |
 | charts/episodic_return | mean unscaled return of the episodes finished in this rollout |
-| charts/episode_length | mean length of the episodes finished in this rollout |
+| charts/episodic_length | mean length of the episodes finished in this rollout |
 | charts/SPS | environment steps per second of this update (rollout + update) |
 | charts/learning_rate | learning rate used for this update |
 | charts/action_frac/<name> | fraction of the rollout's actions that were <name> |
@@ -40,6 +42,11 @@ SUCCESS_WINDOW = 100
 SUCCESS_MIN_EPISODES = 20
 """...once at least this many have finished (before, the few short episodes that end early are
 mostly successes, and the rate would read high)."""
+
+
+RENAMED = {"charts/episode_length": "charts/episodic_length"}
+"""Old name -> today's, for metrics.jsonl files written before a rename: `read_metrics` gives
+their rows today's names, so plots and resumes read old runs like new ones."""
 
 
 def running_success_rate(returns) -> float:
@@ -124,8 +131,18 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
                 f"{path}, line {number}, is not a row of metrics ({error}); the file was edited "
                 "or damaged: remove that line, or restore the file."
             ) from None
-        rows.append(row)
+        rows.append(_current_names(row))
     return rows
+
+
+def _current_names(row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with its metrics under old names (RENAMED) moved to today's names; where a row has
+    both, today's value is kept."""
+    for old, new in RENAMED.items():
+        if old in row:
+            value = row.pop(old)
+            row.setdefault(new, value)
+    return row
 
 
 class MetricsWarning(UserWarning):

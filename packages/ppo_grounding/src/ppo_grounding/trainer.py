@@ -278,7 +278,7 @@ class PPOTrainer:
         stats = {"charts/episodes_finished": len(finished_returns)}
         if finished_returns:
             stats["charts/episodic_return"] = float(np.mean(finished_returns))
-            stats["charts/episode_length"] = float(np.mean(finished_lengths))
+            stats["charts/episodic_length"] = float(np.mean(finished_lengths))
         for name, count in zip(self.action_names, counts.tolist(), strict=True):
             stats[f"charts/action_frac/{name}"] = count / actions_taken
         return rollout, stats
