@@ -76,3 +76,20 @@ def test_on_a_terminal_the_bar_is_ours_alone(tmp_path):
     assert process.wait(timeout=120) == 0, stderr
     assert "\rtrain: 100%" in stderr  # the tqdm bar, redrawn in place
     assert "Writing model shards" not in stderr  # saves after each update drew through it
+
+
+def test_evaluate_in_a_pipe_draws_no_bar(tmp_path):
+    """evaluate (like the suite and replay) draws its episode bar on a terminal only."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ppo_grounding.cli", "evaluate", "--checkpoint", "offline-gpt2"]
+        + ["--env-id", "BabyAI-Text-GoToRedBallNoDists-v0", "--episodes", "2", "--num-envs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr and "\x1b[" not in done.stderr
+    assert "ep/s" not in done.stderr and "ep]" not in done.stderr  # no tqdm line
+    assert "success" in done.stdout.lower()

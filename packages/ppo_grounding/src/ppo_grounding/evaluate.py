@@ -40,6 +40,7 @@ from .config import TrainConfig
 # Made in envs.py; also importable from here, where they used to live.
 from .envs import EXTRA_ACTION_PHRASES, extra_action_phrases, make_env  # noqa: F401
 from .history import EpisodeHistory, sentences_of
+from .reporter import stderr_is_terminal
 
 EVAL_SEED_OFFSET = 1_000_000
 
@@ -220,7 +221,7 @@ def evaluate(
     for i in range(num_envs):
         start(i)
     bar = None
-    if progress and processes.is_main:
+    if progress and processes.is_main and stderr_is_terminal():  # no redraws in logs
         bar = tqdm(total=len(mine), desc=label, unit="ep", leave=False)
     while any(active):
         live = [i for i in range(num_envs) if active[i]]

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from .envs import make_env
 from .evaluate import EVAL_SEED_OFFSET
 from .history import EpisodeHistory, sentences_of
+from .reporter import stderr_is_terminal
 
 __all__ = [
     "VIDEO_FORMATS",
@@ -317,7 +318,7 @@ def replay(
     generator = torch.Generator().manual_seed(seed_offset)
     paths, summary = [], []
     seeds = range(seed_offset, seed_offset + episodes)
-    if progress:
+    if progress and stderr_is_terminal():  # no redraws in logs
         seeds = tqdm(seeds, desc="replay", unit="ep")
     for k, seed in enumerate(seeds):
         episode = play_episode(

@@ -42,6 +42,7 @@ from .evaluate import (
     RandomAgent,
     evaluate,
 )
+from .reporter import stderr_is_terminal
 from .substitutions import (
     COLOUR_SYNONYMS,
     INVENTED_ADJECTIVES,
@@ -308,7 +309,7 @@ def run_suite(
     agents = ["policy", *baseline_names]
     finished = output.finished_rows() if output is not None else {}
     bar = None
-    if progress:
+    if progress and stderr_is_terminal():  # no redraws in logs
         bar = tqdm(total=len(chosen) * len(agents), desc="generalisation", unit="test")
     rows: list[SuiteRow] = []
     for test in chosen:
