@@ -83,8 +83,7 @@ def test_evaluate_in_a_pipe_draws_no_bar(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "ppo_grounding.cli", "evaluate", "--checkpoint", "offline-gpt2"]
         + ["--env-id", "BabyAI-Text-GoToRedBallNoDists-v0", "--episodes", "2", "--num-envs", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,  # stderr is a pipe, as in a log
         text=True,
         timeout=120,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
