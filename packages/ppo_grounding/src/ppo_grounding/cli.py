@@ -15,6 +15,7 @@ from __future__ import annotations
 import shlex
 import signal
 import sys
+import textwrap
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,14 +113,30 @@ def _train_config(
         preset = argv[i + 1]
         argv = argv[:i] + argv[i + 2 :]
 
+    # tyro never sees --preset (it is taken out above), so --help would not list it: the
+    # description does, with each preset's purpose (its docstring's first paragraph).
+    presets = "\n".join(
+        textwrap.fill(
+            f"{name}{' (default)' if name == 'offline' else ''}: "
+            + " ".join(make.__doc__.split("\n\n")[0].split()),
+            width=96,
+            initial_indent="  ",
+            subsequent_indent="    ",
+        )
+        for name, make in PRESETS.items()
+    )
+    help_text = (
+        f"{description}.\n--preset NAME sets the defaults that the options below change "
+        f"(those shown are {preset}'s):\n{presets}"
+    )
+
     def parse(default: TrainConfig) -> TrainConfig:
         return tyro.cli(
             TrainConfig,
             default=default,
             args=argv,
             prog=f"ppo-grounding {command}",
-            description=f"{description} (preset: {preset}; --preset offline|paper picks the "
-            "defaults).",
+            description=help_text,
         )
 
     config = parse(PRESETS[preset]())
