@@ -24,6 +24,7 @@ CleanRL's names and meanings:
 | losses/grad_norm | global gradient norm before clipping (mean over minibatches) |
 | losses/minibatch_steps | optimiser steps taken (fewer than epochs x minibatches after a target-KL stop) |
 | time/elapsed_s | wall-clock seconds of training so far |
+| memory/device_peak_gib | CUDA runs only: peak allocated memory on the fullest device, GiB |
 """
 
 from __future__ import annotations
