@@ -55,41 +55,34 @@ def build_tokenizer(kind: str):
     return build_word_tokenizer(model_max_length=128)
 
 
+# Width 32, 2 layers: every kind has this shape; only the token ids and the head differ.
+_T5_SHAPE = dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, dropout_rate=0.0)
+_DECODER_SHAPE = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+)
+
+
 def _configs(kind: str, vocab: int):
     if kind == "t5":  # original T5: tied head, decoder output scaled by d_model^-0.5
         return T5Config(
             vocab_size=vocab,
-            d_model=32,
-            d_kv=8,
-            d_ff=64,
-            num_layers=2,
-            num_heads=4,
-            dropout_rate=0.0,
+            **_T5_SHAPE,
             decoder_start_token_id=PAD_ID,
             pad_token_id=PAD_ID,
             eos_token_id=EOS_ID,
         )
     if kind == "t5-unigram":  # the same T5 with T5's own ids: <pad> 0 (decoder start), </s> 1
         return T5Config(
-            vocab_size=vocab,
-            d_model=32,
-            d_kv=8,
-            d_ff=64,
-            num_layers=2,
-            num_heads=4,
-            dropout_rate=0.0,
-            decoder_start_token_id=0,
-            pad_token_id=0,
-            eos_token_id=1,
+            vocab_size=vocab, **_T5_SHAPE, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1
         )
     if kind == "llama-bpe":  # Llama-2's ids: <s> 1, </s> 2, and no pad token
         return LlamaConfig(
             vocab_size=vocab,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
+            **_DECODER_SHAPE,
             max_position_embeddings=_REAL_FORMAT_MAX_LENGTH,
             bos_token_id=1,
             eos_token_id=2,
@@ -113,11 +106,7 @@ def _configs(kind: str, vocab: int):
         config_class = LlamaConfig if kind == "llama" else Qwen2Config
         return config_class(
             vocab_size=vocab,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
+            **_DECODER_SHAPE,
             # byte-level BPE prompts run about twice as long as word-level ones
             max_position_embeddings=256 if kind == "qwen2" else 128,
             bos_token_id=BOS_ID,
@@ -134,13 +123,8 @@ def write_flan_t5_like(directory: Path, vocab: int, seed: int = 0) -> dict[str, 
     directory.mkdir(parents=True, exist_ok=True)
     config = T5Config(
         vocab_size=vocab,
-        d_model=32,
-        d_kv=8,
-        d_ff=64,
-        num_layers=2,
-        num_heads=4,
+        **_T5_SHAPE,
         feed_forward_proj="gated-gelu",
-        dropout_rate=0.0,
         tie_word_embeddings=False,
         decoder_start_token_id=PAD_ID,
         pad_token_id=PAD_ID,
