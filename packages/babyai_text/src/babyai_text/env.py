@@ -8,7 +8,7 @@ import io
 import operator
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -371,7 +371,8 @@ class BabyAITextEnv(gym.Env):
             ),
         }
         if self.symbolic:
-            obs_spaces["image"] = self.level.observation_space["image"]
+            # minigrid's observation space is a Dict (image, direction, mission)
+            obs_spaces["image"] = cast(spaces.Dict, self.level.observation_space)["image"]
             obs_spaces["direction"] = spaces.Discrete(4)
         self.observation_space = spaces.Dict(obs_spaces)
         self.action_space = spaces.Discrete(len(self._action_names))
@@ -396,7 +397,8 @@ class BabyAITextEnv(gym.Env):
         if self.language == "en":
             self._mission = self.level.mission
         else:
-            self._mission = render_mission(self.level.instrs, self.language)
+            # instrs: set by every BabyAI level's gen_mission, undeclared on RoomGridLevel
+            self._mission = render_mission(self.level.instrs, self.language)  # type: ignore[attr-defined]
         self.episode_id += 1
         self.last_action = None
         self._ended = False
@@ -440,7 +442,7 @@ class BabyAITextEnv(gym.Env):
             observation["direction"] = int(obs["direction"])
         info: dict[str, Any] = {"descriptions": descriptions, "mission_en": self.level.mission}
         if self._is_mixed:
-            info["task"] = self.level.task
+            info["task"] = cast(MixedLocal, self.level).task  # _is_mixed: level is a MixedLocal
         return observation, info
 
     def render(self) -> np.ndarray | str | None:
@@ -489,7 +491,8 @@ class BabyAITextEnv(gym.Env):
     def task(self) -> str | None:
         """Task kind of the current episode for the Mixed levels (None before the first reset
         of one that draws among several kinds), else None."""
-        return self.level.task if self._is_mixed else None
+        # _is_mixed: level is a MixedLocal
+        return cast(MixedLocal, self.level).task if self._is_mixed else None
 
     @property
     def action_kinds(self) -> list[str] | None:

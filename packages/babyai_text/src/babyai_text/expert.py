@@ -22,10 +22,14 @@ until the episode ends. `benchmarks/bot_success.py` measures where that happens.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol, SupportsIndex, cast
 
 import gymnasium as gym
 from minigrid.utils.baby_ai_bot import BabyAIBot
+
+if TYPE_CHECKING:
+    from minigrid.envs.babyai.core.roomgrid_level import RoomGridLevel
 
 __all__ = ["Expert", "expert_action", "BotStuck"]
 
@@ -38,7 +42,15 @@ class BotStuck(RuntimeError):
     """The bot kept rewriting its plan without choosing an action."""
 
 
-class _BoundedStack(list):
+class _TextEnv(Protocol):
+    """What the expert reads of a `BabyAITextEnv` (duck-typed: env.py imports this module)."""
+
+    level: RoomGridLevel
+    episode_id: int
+    last_action: int | None
+
+
+class _BoundedStack(list[Any]):
     """The bot's plan stack, counting pushes and pops per action.
 
     On some states (e.g. BabyAI-GoToImpUnlock-v0, seed 6) minigrid's bot pushes and pops
@@ -46,7 +58,7 @@ class _BoundedStack(list):
     never returns. The cap turns that into a `BotStuck` error.
     """
 
-    def __init__(self, items=(), limit: int = MAX_PLAN_CHANGES) -> None:
+    def __init__(self, items: Iterable[Any] = (), limit: int = MAX_PLAN_CHANGES) -> None:
         super().__init__(items)
         self.limit = limit
         self.changes = 0
@@ -56,11 +68,11 @@ class _BoundedStack(list):
         if self.changes > self.limit:
             raise BotStuck(f"the bot changed its plan {self.limit} times without acting")
 
-    def append(self, item) -> None:
+    def append(self, item: Any) -> None:
         self._count()
         super().append(item)
 
-    def pop(self, index: int = -1):
+    def pop(self, index: SupportsIndex = -1) -> Any:
         self._count()
         return super().pop(index)
 
@@ -81,7 +93,7 @@ class Expert:
             raise TypeError(
                 f"Expert needs a BabyAI-Text env (babyai_text.BabyAITextEnv), got {type(base)}"
             )
-        self.env = base
+        self.env = cast(_TextEnv, base)  # it has the three attributes, checked above
         self.bot: BabyAIBot | None = None
         self.gave_up = False
         self.error = ""
@@ -118,8 +130,10 @@ class Expert:
         self._step = step
         if not self.gave_up:
             try:
-                self.bot.stack.changes = 0
-                action = self.bot.replan(taken)
+                # not gave_up: this episode's BabyAIBot was built, with its _BoundedStack
+                bot = cast(BabyAIBot, self.bot)
+                cast(_BoundedStack, bot.stack).changes = 0
+                action = bot.replan(taken)
             except Exception as error:  # noqa: BLE001 - the bot's asserts and DisappearedBoxError
                 self._give_up(f"{type(error).__name__}: {error}")
             else:

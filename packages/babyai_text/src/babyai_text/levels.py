@@ -46,10 +46,12 @@ from minigrid.envs.babyai.core.verifier import (
     AfterInstr,
     BeforeInstr,
     GoToInstr,
+    Instr,
     ObjDesc,
     OpenInstr,
     PickupInstr,
     PutNextInstr,
+    SeqInstr,
 )
 
 from babyai_text.lexicon import COLORS
@@ -159,6 +161,7 @@ class LocalLevel(RoomGridLevel):
     tasks: tuple[str, ...] = ()
     split: str | None = None
     counts_all_objects = False  # PickupLocal: num_dists is every object, not the distractors
+    instrs: Instr  # set by gen_mission (minigrid's levels set it without declaring it)
 
     def __init__(
         self,
@@ -284,17 +287,18 @@ class LocalLevel(RoomGridLevel):
             self.instrs = self._gen_open()
             return
         self.place_agent(0, 0)
+        assert self.task is not None  # _gen_grid draws the task before calling gen_mission
         self.instrs = self._gen_task(self.task)
         self.check_objs_reachable()
 
-    def _seq(self, first: ActionInstr, second: ActionInstr) -> ActionInstr:
+    def _seq(self, first: ActionInstr, second: ActionInstr) -> SeqInstr:
         """first, then second: "A, then B" or "B after you A" (drawn among `self.forms`)."""
         form = self._rand_elem(self.forms)
         if form == "then":
             return BeforeInstr(first, second)
         return AfterInstr(second, first)
 
-    def _gen_task(self, task: str) -> ActionInstr:
+    def _gen_task(self, task: str) -> Instr:
         pairs, chosen = self._draw_room(_NEEDED_OBJECTS[task])
         self._place(pairs)
         descs = [ObjDesc(pairs[i][1], pairs[i][0]) for i in chosen]
@@ -409,6 +413,7 @@ class MixedLocal(LocalLevel):
         if isinstance(tasks, str):
             tasks = (tasks,)
         tasks = tuple(tasks)
+        canonical: set[str | None]
         try:
             canonical = {canonical_task(t) for t in tasks}
         except ValueError:

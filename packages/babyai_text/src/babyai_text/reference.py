@@ -9,8 +9,11 @@ times one against the other.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from minigrid.core.grid import Grid
+from minigrid.core.world_object import Door
 
 __all__ = ["reference_describe"]
 
@@ -61,7 +64,8 @@ def reference_describe(grid: Grid, vis_mask: np.ndarray) -> list[str]:
                 continue
             where = _where(i - ax, ay - j)
             if cell.type == "door":
-                state = "open" if cell.is_open else "locked" if cell.is_locked else "closed"
+                door = cast(Door, cell)  # minigrid's only object of type "door"
+                state = "open" if door.is_open else "locked" if door.is_locked else "closed"
                 article = "an" if state == "open" else "a"
                 out.append(f"You see {article} {state} {cell.color} door {where}")
             else:

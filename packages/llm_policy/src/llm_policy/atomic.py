@@ -77,7 +77,7 @@ def fsync_tree(root: str | os.PathLike) -> None:
         _fsync_path(Path(dirpath))
 
 
-def apply_umask(root: str | os.PathLike) -> None:
+def apply_umask(root: str | os.PathLike[str]) -> None:
     """Give every file and directory under `root` (and `root`) the permissions a plain `open` or
     `mkdir` would under the user's umask: 0666 & ~umask for files (0777 for files that had an
     execute bit), 0777 & ~umask for directories. Some writers (safetensors, mkstemp) create private
@@ -206,7 +206,7 @@ def clean_leftovers(directory: str | os.PathLike) -> list[Path]:
     Only call it where no other process is writing at the same time (e.g. under a run's lock).
     """
     directory = Path(directory)
-    removed = []
+    removed: list[Path] = []
     if not directory.is_dir():
         return removed
     for entry in directory.iterdir():

@@ -15,7 +15,8 @@ import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from types import FrameType
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -156,7 +157,8 @@ def _candidate_lists(
             "candidates must be a list of candidate lists (or one list of str for all prompts)"
         )
     if len(candidates) > 0 and all(isinstance(c, str) for c in candidates):
-        candidates = [list(candidates)] * num_prompts
+        # every item is a str: one candidate list shared by all prompts
+        candidates = [list(cast(Sequence[str], candidates))] * num_prompts
     if len(candidates) != num_prompts:
         raise ValueError(
             f"got {num_prompts} prompts but {len(candidates)} candidate lists; pass one list "
@@ -169,7 +171,7 @@ def _stacklevel_outside_package() -> int:
     """`warnings.warn` stacklevel that names the first caller outside llm_policy (so the default
     once-per-location filter keys on the user's line, whichever entry point they called)."""
     package_dir = os.path.dirname(os.path.abspath(__file__))
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     level = 1
     while frame is not None and os.path.dirname(frame.f_code.co_filename) == package_dir:
         frame = frame.f_back

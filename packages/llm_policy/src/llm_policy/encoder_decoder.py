@@ -36,9 +36,10 @@ class EncoderDecoderForwards:
         self.decoder = model.get_decoder()
         if self.encoder is model or self.decoder is model:
             raise ValueError(f"cannot find the encoder and decoder of {type(model).__name__}")
-        self.decoder_start_id = getattr(model.config, "decoder_start_token_id", None)
-        if self.decoder_start_id is None:
+        start_id = getattr(model.config, "decoder_start_token_id", None)
+        if start_id is None:
             raise ValueError("the model config has no decoder_start_token_id")
+        self.decoder_start_id: int = start_id
         self._cache_keyword = cache_keyword(self.decoder)
 
     @property

@@ -284,7 +284,9 @@ def load_model_and_tokenizer(
                 ) from err
             raise
     protect_untied_output_head(model)
-    model.to(target)
+    # transformers wraps PreTrainedModel.to with functools.wraps, whose typeshed type does not
+    # bind `self`, so mypy reads `target` as the model argument
+    model.to(target)  # type: ignore[arg-type]
     return model, tokenizer
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 from .offline import SPECIAL_TOKENS, vocabulary, with_special_tokens
 from .prompt import (
@@ -208,7 +208,11 @@ def _bpe_merges(bpe: Any) -> list[tuple[str, str]]:
     import json
 
     merges = json.loads(bpe.to_str())["model"]["merges"]
-    return [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]
+    # each merge is a pair: "a b" (older tokenizers) or ["a", "b"]
+    return [
+        cast(tuple[str, str], tuple(m.split(" ")) if isinstance(m, str) else tuple(m))
+        for m in merges
+    ]
 
 
 def byte_level_bpe_tokenizer(vocab_size: int = 800, model_max_length: int = 128) -> Any:

@@ -67,6 +67,8 @@ def candidate_token_logprobs(model: Any, batch: PaddedBatch, states: TokenStates
         return first[:, None]
     later_mask = batch.later_mask  # (N, L-1)
     later_targets = batch.candidate_ids[:, 1:][later_mask]  # (M,)
+    # candidate_len > 1: some pair has a later token, so the forwards filled `later`
+    assert states.later is not None
     later = _target_logprobs(model, states.later, later_targets)  # (M,)
     later_positions = later_mask.nonzero(as_tuple=True)
     later_matrix = first.new_zeros((num_pairs, candidate_len - 1)).index_put(

@@ -238,23 +238,32 @@ def _is_current(path: Path, spec: OfflineModelSpec) -> bool:
 
 def _build(spec: OfflineModelSpec, out: Path) -> None:
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
+    from transformers import (
+        GPT2Config,
+        GPT2LMHeadModel,
+        PreTrainedModel,
+        T5Config,
+        T5ForConditionalGeneration,
+    )
 
     tokenizer = build_word_tokenizer()
     vocab_size = len(tokenizer)
+    model: PreTrainedModel
     # Seeded without touching the caller's global RNG state.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         if spec.architecture == "t5":
-            config = T5Config(
+            t5_config = T5Config(
                 vocab_size=vocab_size,
                 pad_token_id=PAD_ID,
                 eos_token_id=EOS_ID,
-                decoder_start_token_id=PAD_ID,
+                # T5Config is a strict dataclass to mypy, but its __post_init__ takes the common
+                # PreTrainedConfig keywords such as this one
+                decoder_start_token_id=PAD_ID,  # type: ignore[call-arg]
                 **spec.config,
             )
-            model = T5ForConditionalGeneration(config)
-            d = config.d_model
+            model = T5ForConditionalGeneration(t5_config)
+            d = t5_config.d_model
             # Flan-T5 has a separate output projection; transformers ties it to the input
             # embeddings when building from a config, so give it its own weight. std d^-0.5 keeps
             # the initial next-token distribution close to uniform (log-probs near -log V).
@@ -263,14 +272,14 @@ def _build(spec: OfflineModelSpec, out: Path) -> None:
             model.lm_head = head
             protect_untied_output_head(model)
         elif spec.architecture == "gpt2":
-            config = GPT2Config(
+            gpt2_config = GPT2Config(
                 vocab_size=vocab_size,
                 bos_token_id=BOS_ID,
                 eos_token_id=EOS_ID,
                 pad_token_id=PAD_ID,
                 **spec.config,
             )
-            model = GPT2LMHeadModel(config)
+            model = GPT2LMHeadModel(gpt2_config)
         else:  # pragma: no cover - specs are package data
             raise ValueError(f"unknown offline architecture {spec.architecture!r}")
     with quiet_progress_bars():

@@ -456,6 +456,7 @@ class LLMPolicy(nn.Module):
             self._check_action_head_candidates(prompts, candidates)
             with self.autocast():
                 features = self.scorer.prompt_features(prompts)
+            assert self.action_head is not None  # built in __init__ when head == "action_head"
             logits = self.action_head(features)
         return PolicyOutput(logits=logits, values=self._critic(prompts, features))
 

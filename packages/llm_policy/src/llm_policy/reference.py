@@ -106,9 +106,9 @@ def padded_batch_scores(
         prompt_len = max(len(p) for p in pair_prompt_ids)
         encoder_ids = torch.full((num_pairs, prompt_len), pad, dtype=torch.long)
         encoder_mask = torch.zeros((num_pairs, prompt_len), dtype=torch.long)
-        for n, ids in enumerate(pair_prompt_ids):
-            encoder_ids[n, : len(ids)] = torch.tensor(ids)
-            encoder_mask[n, : len(ids)] = 1
+        for n, prompt in enumerate(pair_prompt_ids):
+            encoder_ids[n, : len(prompt)] = torch.tensor(prompt)
+            encoder_mask[n, : len(prompt)] = 1
         start = torch.full(
             (num_pairs, 1), scorer.forwards.decoder_start_id, dtype=torch.long, device=device
         )

@@ -19,7 +19,7 @@ Everything is differentiable: gradients flow through the shared prompt states in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 
@@ -133,12 +133,12 @@ class ActionScorer:
         self.length_bucketing = length_bucketing
         # what one more forward call costs, in prompt tokens: length groups weigh it
         self.call_cost_tokens = forward_call_cost_tokens(
-            self.forwards.prompt_side, model.get_input_embeddings().weight
+            self.forwards.prompt_side, _input_embedding_weight(model)
         )
 
     @property
     def device(self) -> torch.device:
-        return self.model.get_input_embeddings().weight.device
+        return _input_embedding_weight(self.model).device
 
     @property
     def hidden_size(self) -> int:
@@ -146,7 +146,7 @@ class ActionScorer:
         size = getattr(self.model.config, "hidden_size", None)  # d_model / n_embd via attr maps
         if isinstance(size, int):
             return size
-        return int(self.model.get_input_embeddings().weight.shape[1])
+        return int(_input_embedding_weight(self.model).shape[1])
 
     @property
     def max_prompt_tokens(self) -> int | None:
@@ -295,6 +295,13 @@ class ActionScorer:
                     )
         finally:
             self.model.train(was_training)
+
+
+def _input_embedding_weight(model: PreTrainedModel) -> torch.Tensor:
+    """The input embedding matrix (V, d). transformers types `get_input_embeddings()` as any
+    `nn.Module`, whose attributes read as `Tensor | Module`; it is an embedding layer, so its
+    `weight` is a Parameter."""
+    return cast(torch.Tensor, model.get_input_embeddings().weight)
 
 
 def _check_method(method: str) -> str:
