@@ -19,7 +19,7 @@ import textwrap
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import tyro
 
@@ -114,11 +114,12 @@ def _train_config(
         argv = argv[:i] + argv[i + 2 :]
 
     # tyro never sees --preset (it is taken out above), so --help would not list it: the
-    # description does, with each preset's purpose (its docstring's first paragraph).
+    # description does, with each preset's purpose (its docstring's first paragraph; every
+    # preset has one).
     presets = "\n".join(
         textwrap.fill(
             f"{name}{' (default)' if name == 'offline' else ''}: "
-            + " ".join(make.__doc__.split("\n\n")[0].split()),
+            + " ".join(cast(str, make.__doc__).split("\n\n")[0].split()),
             width=96,
             initial_indent="  ",
             subsequent_indent="    ",

@@ -15,12 +15,16 @@ import tempfile
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import babyai_text
 from llm_policy import PolicyConfig
 
-_Section = TypeVar("_Section")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_Section = TypeVar("_Section", bound="DataclassInstance")
+"""A section of a TrainConfig: one of its dataclasses."""
 
 BABYAI_ACTIONS = 6
 """The real actions of every BabyAI-Text env (turn left, turn right, go forward, pick up, drop,

@@ -9,12 +9,14 @@ env.extra_actions useless phrases after the real actions."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import gymnasium as gym
 from babyai_text import EXTRA_ACTION_PHRASES  # importing babyai_text registers BabyAI-Text-*
 
 if TYPE_CHECKING:
+    from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv
+
     from .config import TrainConfig
 
 __all__ = ["EXTRA_ACTION_PHRASES", "env_kwargs", "extra_action_phrases", "make_env", "make_envs"]
@@ -76,7 +78,7 @@ def make_env(
 
 def make_envs(
     config: TrainConfig, num_envs: int | None = None, *, symbolic: bool = False
-) -> gym.vector.VectorEnv:
+) -> SyncVectorEnv | AsyncVectorEnv:
     """The vector env of a run. Autoreset is SAME_STEP: the step that ends an episode returns the
     first observation of the next one (the final one is in info["final_obs"][i]), so the prompt
     history can be cleared right there.
@@ -88,10 +90,13 @@ def make_envs(
     `symbolic=True` is the symbolic baseline's env: it also returns the grid's arrays, and offers
     only the 6 real actions whatever env.extra_actions says, since that network has 6 outputs."""
     extra = () if symbolic else extra_action_phrases(config.env.extra_actions)
-    return gym.make_vec(
+    envs = gym.make_vec(
         config.env.env_id,
         num_envs=config.env.num_envs if num_envs is None else num_envs,
         vectorization_mode=config.env.vectorization,
         vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
         **env_kwargs(language=config.env.language, extra_actions=extra, symbolic=symbolic),
     )
+    # make_vec's "sync" / "async" mode without vector wrappers builds exactly this class, which
+    # has the get_attr / call that the base VectorEnv lacks.
+    return cast("SyncVectorEnv | AsyncVectorEnv", envs)

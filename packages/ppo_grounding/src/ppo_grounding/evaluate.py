@@ -25,6 +25,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, cast
 
 import babyai_text  # also registers the BabyAI-Text-* IDs
 import gymnasium as gym
@@ -42,9 +43,24 @@ from .envs import EXTRA_ACTION_PHRASES, extra_action_phrases, make_env  # noqa: 
 from .history import EpisodeHistory, sentences_of
 from .reporter import stderr_is_terminal
 
+if TYPE_CHECKING:
+    from babyai_text import BabyAITextEnv
+
 EVAL_SEED_OFFSET = 1_000_000
 
-Agent = Callable[[list[str], Sequence[str]], np.ndarray]
+TextAgent = Callable[[list[str], Sequence[str]], np.ndarray]
+"""An agent that acts on the prompts alone."""
+
+
+class EnvAgent(Protocol):
+    """An agent that also reads the envs (its `reads_env` attribute is true)."""
+
+    def __call__(
+        self, prompts: list[str], action_names: Sequence[str], *, envs: Sequence[gym.Env]
+    ) -> np.ndarray: ...
+
+
+Agent = TextAgent | EnvAgent
 """An agent maps prompts (one per env) and the action names to action indices, shape (N,).
 
 An agent whose `reads_env` attribute is true (the expert bot, which plans on the level's state,
@@ -110,7 +126,7 @@ class ExpertAgent:
 
     reads_env = True
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.experts: dict[int, babyai_text.Expert] = {}
 
     def __call__(self, prompts: list[str], action_names: Sequence[str], *, envs) -> np.ndarray:
@@ -199,7 +215,7 @@ def evaluate(
         )
         for _ in range(num_envs)
     ]
-    names = list(envs[0].unwrapped.action_names)
+    names = list(cast("BabyAITextEnv", envs[0].unwrapped).action_names)
     history = EpisodeHistory(num_envs, num_observations, language if template is None else template)
     queue = iter(mine)
     active = [True] * num_envs
@@ -227,9 +243,9 @@ def evaluate(
         live = [i for i in range(num_envs) if active[i]]
         prompts = [history.prompt(i, names) for i in live]
         if getattr(agent, "reads_env", False):
-            actions = agent(prompts, names, envs=[envs[i] for i in live])
+            actions = cast(EnvAgent, agent)(prompts, names, envs=[envs[i] for i in live])
         else:
-            actions = agent(prompts, names)
+            actions = cast(TextAgent, agent)(prompts, names)
         for i, action in zip(live, actions, strict=False):
             obs, reward, terminated, truncated, _ = envs[i].step(int(action))
             returns[i] += float(reward)

@@ -9,21 +9,33 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from llm_policy import build_prompt
+
+if TYPE_CHECKING:
+    import numpy as np
+    from llm_policy import PromptTemplate
 
 
 class EpisodeHistory:
     """Missions, observations and actions of the current episode of each of num_envs envs."""
 
-    def __init__(self, num_envs: int, num_observations: int, template: str = "en") -> None:
+    def __init__(
+        self, num_envs: int, num_observations: int, template: str | PromptTemplate = "en"
+    ) -> None:
         self.num_observations = num_observations
         self.template = template
-        """A key of llm_policy.TEMPLATES: the prompt's wording follows the env's language."""
+        """A key of llm_policy.TEMPLATES (the prompt's wording follows the env's language), or a
+        PromptTemplate."""
         self.missions = [""] * num_envs
-        self.observations = [deque(maxlen=num_observations) for _ in range(num_envs)]
+        self.observations: list[deque[list[str]]] = [
+            deque(maxlen=num_observations) for _ in range(num_envs)
+        ]
         # One fewer action than observations is ever needed in a prompt.
-        self.actions = [deque(maxlen=max(num_observations - 1, 0)) for _ in range(num_envs)]
+        self.actions: list[deque[str]] = [
+            deque(maxlen=max(num_observations - 1, 0)) for _ in range(num_envs)
+        ]
 
     def start(self, env: int, mission: str, sentences: Sequence[str]) -> None:
         """A new episode begins in env with this mission and first observation."""
@@ -43,7 +55,9 @@ class EpisodeHistory:
         for env in range(len(self.missions)):
             self.start(env, obs["mission"][env], sentences_of(obs["text"][env]))
 
-    def advance(self, obs: dict, action_names_taken: Sequence[str], done: Sequence[bool]) -> None:
+    def advance(
+        self, obs: dict, action_names_taken: Sequence[str], done: Sequence[bool] | np.ndarray
+    ) -> None:
         """After a vector-env step (SAME_STEP autoreset): an env whose episode ended starts the
         next one from its first observation in `obs`; the others record their action and what
         they now see."""

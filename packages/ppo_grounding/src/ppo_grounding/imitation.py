@@ -33,7 +33,7 @@ from .envs import make_envs
 from .history import EpisodeHistory
 
 if TYPE_CHECKING:
-    from gymnasium.vector import VectorEnv
+    from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv
     from llm_policy import LLMPolicy
 
     from .config import TrainConfig
@@ -63,7 +63,7 @@ class Demonstrations:
 
 
 def collect_demonstrations(
-    envs: VectorEnv,
+    envs: SyncVectorEnv | AsyncVectorEnv,
     history: EpisodeHistory,
     action_names: Sequence[str],
     frames: int,
@@ -104,7 +104,7 @@ def collect_demonstrations(
 
 
 def clone_epoch(
-    policy: LLMPolicy,
+    policy: LLMPolicy | torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     demos: Demonstrations,
     action_names: Sequence[str],
@@ -164,7 +164,7 @@ class WarmStart:
 
 
 def warm_start(
-    policy: LLMPolicy,
+    policy: LLMPolicy | torch.nn.Module,
     config: TrainConfig,
     action_names: Sequence[str],
     generator: torch.Generator,
@@ -209,6 +209,7 @@ def warm_start(
     finally:
         envs.close()
     if world > 1:  # every process takes the same number of steps: as many transitions each
+        assert processes is not None  # world > 1 comes from processes
         keep = int(processes.min([len(demos)])[0])
         demos = Demonstrations(
             demos.prompts[:keep],
@@ -240,6 +241,7 @@ def warm_start(
             scaler=scaler,
         )
         if world > 1:  # equal shares: the mean over the processes is the union's
+            assert processes is not None
             stats = dict(zip(stats, processes.mean(list(stats.values())), strict=True))
         stats = {"warm_start/epoch": epoch, **stats}
         stats["time/elapsed_s"] = elapsed_s + time.perf_counter() - start
@@ -253,6 +255,7 @@ def warm_start(
     seconds = time.perf_counter() - start
     transitions = len(demos)
     if world > 1:  # the slowest process's time, so that all agree on the time budget
+        assert processes is not None
         seconds = processes.max([seconds])[0]
         transitions = int(processes.sum([transitions])[0])
     done = WarmStart(demos.frames, transitions, epochs, seconds)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from .config import TrainConfig
 
@@ -177,7 +177,8 @@ def plan_memory(
     params, hidden, layers, per_rank, largest, largest_lora = _count(model_cfg, raw)
     text = model_cfg.get_text_config()
     ff = getattr(text, "intermediate_size", None) or getattr(text, "d_ff", None) or 4 * hidden
-    heads = getattr(text, "num_attention_heads", None) or getattr(text, "num_heads", 1)
+    # An int: the `or` never yields getattr's None default, which mypy cannot see.
+    heads = cast(int, getattr(text, "num_attention_heads", None) or getattr(text, "num_heads", 1))
     vocab = text.vocab_size
     h = pol.value_head_hidden
     head_params = 2 * hidden + hidden * h + h + h * h + h + h + 1  # LayerNorm + 3 Linear
@@ -231,6 +232,7 @@ def suggestions(config: TrainConfig, plan: MemoryPlan) -> list[str]:
     if plan.fits is not False:
         return []
     kw = {"processes": plan.processes, "tokens_per_prompt": plan.tokens_per_prompt}
+    assert plan.device_memory is not None  # fits is False only when the device memory is known
     gib = plan.device_memory / GIB
 
     def fits(cfg: TrainConfig, **override: Any) -> MemoryPlan:
@@ -249,7 +251,9 @@ def suggestions(config: TrainConfig, plan: MemoryPlan) -> list[str]:
             )
             break
         n *= 2
-    for finetune, dtype in (("full", "bfloat16"), ("lora", pol.dtype), ("lora", "bfloat16")):
+    options: tuple[tuple[Literal["lora", "full"], Literal["float32", "bfloat16", "float16"]], ...]
+    options = (("full", "bfloat16"), ("lora", pol.dtype), ("lora", "bfloat16"))
+    for finetune, dtype in options:
         if (finetune, dtype) == (pol.finetune, pol.dtype):
             continue
         other = dataclasses.replace(

@@ -24,6 +24,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import gymnasium as gym
 import numpy as np
@@ -36,6 +37,9 @@ from .envs import make_env
 from .evaluate import EVAL_SEED_OFFSET
 from .history import EpisodeHistory, sentences_of
 from .reporter import stderr_is_terminal
+
+if TYPE_CHECKING:
+    from babyai_text import BabyAITextEnv
 
 __all__ = [
     "VIDEO_FORMATS",
@@ -102,12 +106,13 @@ def play_episode(
     """Play one episode of `env` (made with render_mode="rgb_array") with `policy`, recording
     each step; stop after `max_steps` steps if given."""
     obs, _ = env.reset(seed=seed)
-    names = list(env.unwrapped.action_names)
+    game = cast("BabyAITextEnv", env.unwrapped)
+    names = list(game.action_names)
     history = EpisodeHistory(1, num_observations, template)
     history.start(0, obs["mission"], sentences_of(obs["text"]))
-    replay = EpisodeReplay(seed=seed, mission=env.unwrapped.mission, action_names=names)
+    replay = EpisodeReplay(seed=seed, mission=game.mission, action_names=names)
     while max_steps is None or len(replay.steps) < max_steps:
-        picture = env.render()
+        picture = cast(np.ndarray, env.render())  # render_mode="rgb_array": one (H, W, 3) frame
         prompt = history.prompt(0, names)
         logits = policy([prompt], [names]).logits[0].float().cpu()
         probs = torch.softmax(logits, -1)
@@ -121,7 +126,7 @@ def play_episode(
             replay.ended = True
             break
         history.record(0, names[action], sentences_of(obs["text"]))
-    replay.final_picture = env.render()
+    replay.final_picture = cast(np.ndarray, env.render())
     replay.final_text = obs["text"]
     return replay
 

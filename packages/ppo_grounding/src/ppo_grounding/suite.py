@@ -24,6 +24,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import babyai_text
 import gymnasium as gym
@@ -52,6 +53,9 @@ from .substitutions import (
     WordMap,
     rephrased_template,
 )
+
+if TYPE_CHECKING:
+    from babyai_text import BabyAITextEnv
 
 __all__ = [
     "BASELINES",
@@ -214,6 +218,7 @@ def _check_expert(env: gym.Env, seed: int, test: str) -> None:
         _, _, terminated, truncated, _ = env.step(bot.act())
         done = terminated or truncated
     if bot.gave_up:
+        assert env.spec is not None  # made by gym.make, which sets it
         raise ValueError(
             f"test {test!r}: the expert bot has no working plan in {env.spec.id} (seed {seed}: "
             f"{bot.error}); leave 'expert' out of the baselines for this level"
@@ -249,12 +254,16 @@ def check_setup(
         kwargs.pop("template")
         env = make_env(test.env(env_id), extra_actions=extra_actions, **kwargs)
         env.reset(seed=seed)
-        names = env.unwrapped.action_names
+        names = cast("BabyAITextEnv", env.unwrapped).action_names
         if expert:
             _check_expert(env, seed, test.name)
         env.close()
         config = getattr(policy, "config", None)
-        if getattr(config, "head", "score") == "action_head" and config.num_actions != len(names):
+        if (
+            config is not None
+            and getattr(config, "head", "score") == "action_head"
+            and config.num_actions != len(names)
+        ):
             raise ValueError(
                 f"test {test.name!r}: {test.env(env_id)} offers {len(names)} actions but the "
                 f"policy's action head outputs {config.num_actions}; this checkpoint does not "
@@ -527,8 +536,15 @@ def _row_from_json(data: dict) -> SuiteRow:
         float(data["mean_return"]),
         float(data["mean_length"]),
     )
-    fields = ("test", "task", "agent", "env_id", "language", "action_names")
-    return SuiteRow(*(str(data[f]) for f in fields), result)
+    return SuiteRow(
+        test=str(data["test"]),
+        task=str(data["task"]),
+        agent=str(data["agent"]),
+        env_id=str(data["env_id"]),
+        language=str(data["language"]),
+        action_names=str(data["action_names"]),
+        result=result,
+    )
 
 
 def describe_tests(names: Sequence[str] | None = None) -> str:

@@ -49,6 +49,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -188,7 +189,8 @@ class PPOTrainer:
             + dist.rank * self.num_envs
         )
         self.history.start_all(obs)
-        self.envs.return_queue.extend(self.state.recent_returns)  # the success window
+        # the success window; gymnasium annotates the queue as float64, a float reads the same
+        self.envs.return_queue.extend(self.state.recent_returns)  # type: ignore[arg-type]
         self.recent_returns.extend(self.state.recent_returns)
 
         self.logger: MetricsLogger | None = None
@@ -275,7 +277,7 @@ class PPOTrainer:
             self.recent_returns.extend(finished_returns)
             counts = torch.tensor(self.dist.sum(counts.tolist())).round().long()
             actions_taken *= self.dist.world_size
-        stats = {"charts/episodes_finished": len(finished_returns)}
+        stats: dict[str, float] = {"charts/episodes_finished": len(finished_returns)}
         if finished_returns:
             stats["charts/episodic_return"] = float(np.mean(finished_returns))
             stats["charts/episodic_length"] = float(np.mean(finished_lengths))
@@ -361,7 +363,8 @@ class PPOTrainer:
 
                 self.state.update += 1
                 self.state.frames += cfg.batch_size
-                self.state.episodes += metrics.pop("charts/episodes_finished")
+                # collect_rollout's count of episodes, an int among the float metrics
+                self.state.episodes += cast(int, metrics.pop("charts/episodes_finished"))
                 self.state.elapsed_s += elapsed
                 metrics.update(
                     {

@@ -250,7 +250,7 @@ class DRRNTrainer:
 
     def epsilon(self) -> float:
         d = self.drrn
-        span = d.exploration_frames
+        span: float | None = d.exploration_frames
         if span is None:
             span = d.exploration_fraction * self.config.ppo.total_frames
         span = max(1.0, span)
@@ -273,12 +273,12 @@ class DRRNTrainer:
         """One gradient step on a replay minibatch; (TD loss, mean Q of the taken actions)."""
         d = self.drrn
         batch = self.replay.sample(d.batch_size, self.rng)
-        history, mission, action, returns, next_history, next_mission, discount = zip(
+        history, mission, taken, rewards, next_history, next_mission, discounts = zip(
             *batch, strict=True
         )
-        action = torch.as_tensor(action)
-        returns = torch.as_tensor(returns, dtype=torch.float32)
-        discount = torch.as_tensor(discount, dtype=torch.float32)
+        action = torch.as_tensor(taken)
+        returns = torch.as_tensor(rewards, dtype=torch.float32)
+        discount = torch.as_tensor(discounts, dtype=torch.float32)
         with torch.no_grad():
             next_h, next_m = pad(next_history), pad(next_mission)
             target_q = self.target(next_h, next_m, self.action_ids)

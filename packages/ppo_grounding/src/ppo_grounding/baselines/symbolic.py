@@ -85,6 +85,9 @@ class SymbolicModelConfig:
 class SymbolicActorCritic(nn.Module):
     """Actor-critic over (image, direction, mission ids); see the module docstring."""
 
+    channel_offsets: torch.Tensor
+    """(3,) the first id of each channel in `cells` (a buffer, registered in __init__)."""
+
     def __init__(self, vocab_size: int, config: SymbolicModelConfig | None = None) -> None:
         super().__init__()
         c = self.config = config or SymbolicModelConfig()
