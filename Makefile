@@ -33,12 +33,13 @@ test: setup
 gpu-smoke: setup
 	$(PY) benchmarks/gpu_smoke.py
 
-# The same checks as .pre-commit-config.yaml (ruff, codespell on code and prose), with the
-# versions pinned in requirements-dev.txt.
+# The checks of .pre-commit-config.yaml (ruff, codespell on code and prose) and mypy on the three
+# packages (they ship py.typed), with the versions pinned in requirements-dev.txt.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/codespell
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) runs
