@@ -172,3 +172,26 @@ def test_every_tiny_models_tokenizer_reads_each_action_phrase_apart(scorers, kin
         for names in (ENGLISH_ACTION_NAMES, FRENCH_ACTION_NAMES, SYNONYM_ACTION_NAMES):
             batch = scorer.tokenize(make_prompts()[:1], [list(names)])
             assert len({tuple(ids) for ids in batch.candidate_ids}) == len(names)
+
+
+def test_prompt_ids_are_remembered_and_the_oldest_forgotten(tiny_model_dir, monkeypatch):
+    """PPO's update tokenizes each rollout prompt once per epoch: the ids come from a bounded
+    cache and equal the tokenizer's own, in the caller's order, repeats included."""
+    from llm_policy import batching
+    from llm_policy.loading import load_model_and_tokenizer
+
+    monkeypatch.setattr(batching, "_PROMPT_CACHE_LIMIT", 3)
+    model, tokenizer = load_model_and_tokenizer(tiny_model_dir("gpt2"))
+    pairs = ActionScorer(model, tokenizer).tokenization
+    prompts = make_prompts()  # 4 prompts, over the limit of 3
+    fresh = tokenizer(prompts, add_special_tokens=True)["input_ids"]
+    order = [2, 0, 2, 3, 1]
+    assert pairs._encode_prompts([prompts[i] for i in order]) == [fresh[i] for i in order]
+    assert list(pairs._prompt_cache) == [
+        prompts[0],
+        prompts[3],
+        prompts[1],
+    ]  # first seen, first out
+    again = [prompts[i] for i in (3, 2, 2)]
+    assert pairs._encode_prompts(again) == [fresh[i] for i in (3, 2, 2)]
+    assert list(pairs._prompt_cache) == [prompts[3], prompts[1], prompts[2]]

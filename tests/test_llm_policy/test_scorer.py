@@ -207,9 +207,9 @@ def test_max_batch_prompts_bounds_each_forward_and_keeps_the_scores(tiny_model_d
     for method in ("run", "prompt_features"):
         original = getattr(chunked.scorer.forwards, method)
 
-        def spy(*args, _original=original):
+        def spy(*args, _original=original, **kwargs):
             seen.append(args[-1].prompt_ids.shape[0])  # the PaddedBatch
-            return _original(*args)
+            return _original(*args, **kwargs)
 
         setattr(chunked.scorer.forwards, method, spy)
     with torch.no_grad():

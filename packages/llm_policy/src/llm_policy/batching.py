@@ -41,6 +41,7 @@ __all__ = [
 
 NORMALIZATIONS = ("sum", "token", "word")
 _CANDIDATE_CACHE_LIMIT = 100_000
+_PROMPT_CACHE_LIMIT = 16_384
 _WORD_START = "\u2581"  # "▁", SentencePiece's word-start marker
 
 
@@ -215,6 +216,7 @@ class PairTokenizer:
         self.model_max_length = model_max_length
         self.warn_unknown_words = warn_unknown_words
         self._candidate_cache: dict[str, list[int]] = {}
+        self._prompt_cache: dict[str, list[int]] = {}
         self._warned_words: set[str] = set()
         self._checked_lists: set[tuple[str, ...]] = set()
 
@@ -226,47 +228,26 @@ class PairTokenizer:
         """Validate and tokenize. `candidates` is one list per prompt, or one list for all."""
         check_prompts(prompts)
         candidate_lists = _candidate_lists(candidates, len(prompts))
-        pair_prompt, pair_slot, candidate_ids, num_words = [], [], [], []
+        pair_prompt: list[int] = []
+        pair_slot: list[int] = []
+        candidate_ids: list[list[int]] = []
+        num_words: list[int] = []
         num_candidates, reserves = [], []
+        # a list object shared by many prompts (the usual `[actions] * n`) is checked once
+        encoded_lists: dict[int, tuple[list[list[int]], list[int], int]] = {}
         for i, prompt_candidates in enumerate(candidate_lists):
-            if isinstance(prompt_candidates, str) or not isinstance(prompt_candidates, Sequence):
-                raise TypeError(
-                    f"candidates[{i}] must be a list of str, got {type(prompt_candidates).__name__}"
-                )
-            if len(prompt_candidates) == 0:
-                raise ValueError(
-                    f"candidates[{i}] is empty: every prompt needs at least one candidate action"
-                )
-            first_slot: dict[str, int] = {}
-            lengths = []
-            for j, candidate in enumerate(prompt_candidates):
-                if not isinstance(candidate, str):
-                    raise TypeError(
-                        f"candidates[{i}][{j}] is a {type(candidate).__name__}, expected str"
-                    )
-                if candidate in first_slot:
-                    raise ValueError(
-                        f"candidates[{i}] lists {candidate!r} twice (at {first_slot[candidate]} "
-                        f"and {j}); each candidate of a prompt must be distinct, or the policy "
-                        "would count that action twice"
-                    )
-                first_slot[candidate] = j
-                ids = self._encode_candidate(candidate)
-                if not ids or not candidate.strip():
-                    raise ValueError(
-                        f"candidates[{i}][{j}] = {candidate!r} has no tokens; "
-                        "candidates must be non-empty candidate"
-                    )
-                pair_prompt.append(i)
-                pair_slot.append(j)
-                candidate_ids.append(ids)
-                num_words.append(max(1, len(candidate.split())))
-                lengths.append(len(ids))
-            num_candidates.append(len(prompt_candidates))
-            reserves.append(self._reserve(lengths))
-            self._check_distinct(
-                prompt_candidates, candidate_ids[len(candidate_ids) - len(lengths) :]
-            )
+            encoded = encoded_lists.get(id(prompt_candidates))
+            if encoded is None:
+                encoded = self._encode_candidates(i, prompt_candidates)
+                encoded_lists[id(prompt_candidates)] = encoded
+            ids, words, reserve = encoded
+            count = len(ids)
+            pair_prompt += [i] * count
+            pair_slot += range(count)
+            candidate_ids += ids
+            num_words += words
+            num_candidates.append(count)
+            reserves.append(reserve)
         prompt_ids, num_truncated = self.tokenize_prompts(prompts, reserves)
         return TokenizedBatch(
             prompt_ids=prompt_ids,
@@ -278,13 +259,50 @@ class PairTokenizer:
             num_truncated=num_truncated,
         )
 
+    def _encode_candidates(
+        self, i: int, prompt_candidates: Sequence[str]
+    ) -> tuple[list[list[int]], list[int], int]:
+        """Checked token ids and word counts of prompt i's candidates, and the positions they
+        need after the prompt."""
+        if isinstance(prompt_candidates, str) or not isinstance(prompt_candidates, Sequence):
+            raise TypeError(
+                f"candidates[{i}] must be a list of str, got {type(prompt_candidates).__name__}"
+            )
+        if len(prompt_candidates) == 0:
+            raise ValueError(
+                f"candidates[{i}] is empty: every prompt needs at least one candidate action"
+            )
+        first_slot: dict[str, int] = {}
+        all_ids, words = [], []
+        for j, candidate in enumerate(prompt_candidates):
+            if not isinstance(candidate, str):
+                raise TypeError(
+                    f"candidates[{i}][{j}] is a {type(candidate).__name__}, expected str"
+                )
+            if candidate in first_slot:
+                raise ValueError(
+                    f"candidates[{i}] lists {candidate!r} twice (at {first_slot[candidate]} "
+                    f"and {j}); each candidate of a prompt must be distinct, or the policy "
+                    "would count that action twice"
+                )
+            first_slot[candidate] = j
+            ids = self._encode_candidate(candidate)
+            if not ids or not candidate.strip():
+                raise ValueError(
+                    f"candidates[{i}][{j}] = {candidate!r} has no tokens; "
+                    "candidates must be non-empty candidate"
+                )
+            all_ids.append(ids)
+            words.append(max(1, len(candidate.split())))
+        self._check_distinct(prompt_candidates, all_ids)
+        return all_ids, words, self._reserve([len(ids) for ids in all_ids])
+
     def tokenize_prompts(
         self, prompts: Sequence[str], reserves: Sequence[int]
     ) -> tuple[list[list[int]], int]:
         """Token ids of each prompt, truncated so that `reserves[i]` positions remain after it;
         and how many prompts were truncated."""
-        # verbose=False: we truncate (and warn) ourselves, below
-        encoded = self.tokenizer(list(prompts), add_special_tokens=True, verbose=False)["input_ids"]
+        encoded = self._encode_prompts(prompts)
         if self.warn_unknown_words:
             self._warn_unknown_words(prompts, add_special_tokens=True)
         bos = self.tokenizer.bos_token_id
@@ -311,6 +329,21 @@ class PairTokenizer:
                 stacklevel=_stacklevel_outside_package(),
             )
         return prompt_ids, num_truncated
+
+    def _encode_prompts(self, prompts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each prompt, special tokens included. The last _PROMPT_CACHE_LIMIT
+        prompts are remembered: PPO's update reads every prompt of its rollout once per epoch."""
+        cache = self._prompt_cache
+        missing = [p for p in dict.fromkeys(prompts) if p not in cache]
+        fresh: dict[str, list[int]] = {}
+        if missing:
+            # verbose=False: the caller truncates (and warns) itself
+            encoded = self.tokenizer(missing, add_special_tokens=True, verbose=False)["input_ids"]
+            fresh = {text: list(ids) for text, ids in zip(missing, encoded, strict=True)}
+            cache.update(fresh)
+            while len(cache) > _PROMPT_CACHE_LIMIT:
+                cache.pop(next(iter(cache)))  # the oldest
+        return [fresh[p] if p in fresh else cache[p] for p in prompts]
 
     def _encode_candidate(self, text: str) -> list[int]:
         ids = self._candidate_cache.get(text)
@@ -421,13 +454,11 @@ def pad_candidates(
     candidate_ids: Sequence[Sequence[int]], pad_id: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad each pair's candidate tokens: ids (N, L) long and mask (N, L) bool."""
-    length = max(len(ids) for ids in candidate_ids)
-    padded = torch.full((len(candidate_ids), length), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(candidate_ids), length), dtype=torch.bool)
-    for n, ids in enumerate(candidate_ids):
-        padded[n, : len(ids)] = torch.tensor(ids)
-        mask[n, : len(ids)] = True
-    return padded, mask
+    lengths = [len(ids) for ids in candidate_ids]
+    length = max(lengths)
+    padded = torch.tensor([[*ids, *[pad_id] * (length - len(ids))] for ids in candidate_ids])
+    mask = torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]
+    return padded.reshape(len(candidate_ids), length), mask
 
 
 def pad_batch(
@@ -435,14 +466,16 @@ def pad_batch(
 ) -> PaddedBatch:
     """Pad to tensors. Decoder-only prompts are left-padded so that every prompt ends at the last
     column, where its candidates start; encoder-decoder positions are relative, so right padding."""
-    num_prompts = len(batch.prompt_ids)
-    prompt_len = max(len(p) for p in batch.prompt_ids)
-    prompt_ids = torch.full((num_prompts, prompt_len), pad_id, dtype=torch.long)
-    prompt_mask = torch.zeros((num_prompts, prompt_len), dtype=torch.long)
-    for i, ids in enumerate(batch.prompt_ids):
-        columns = slice(prompt_len - len(ids), None) if left_pad_prompts else slice(0, len(ids))
-        prompt_ids[i, columns] = torch.tensor(ids)
-        prompt_mask[i, columns] = 1
+    lengths = [len(p) for p in batch.prompt_ids]
+    prompt_len = max(lengths)
+    if left_pad_prompts:
+        rows = [[*[pad_id] * (prompt_len - len(ids)), *ids] for ids in batch.prompt_ids]
+    else:
+        rows = [[*ids, *[pad_id] * (prompt_len - len(ids))] for ids in batch.prompt_ids]
+    prompt_ids = torch.tensor(rows, dtype=torch.long).reshape(len(rows), prompt_len)
+    columns = torch.arange(prompt_len)[None, :]
+    real = torch.tensor(lengths)[:, None]
+    prompt_mask = (columns >= prompt_len - real if left_pad_prompts else columns < real).long()
     candidate_ids, candidate_mask = pad_candidates(batch.candidate_ids, pad_id)
     return PaddedBatch(
         prompt_ids=prompt_ids.to(device),

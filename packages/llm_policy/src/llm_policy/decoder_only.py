@@ -51,6 +51,9 @@ class DecoderOnlyForwards:
             )
         self.pad_id = pad_id
         self._cache_keyword = cache_keyword(self.backbone)
+        self.min_shared_tokens = 0.0
+        """Prompt tokens a shared prefix must save before it is worth its own forward call (the
+        scorer sets it from its estimate of a call's cost)."""
 
     @property
     def prompt_side(self) -> torch.nn.Module:
@@ -72,9 +75,12 @@ class DecoderOnlyForwards:
             )
         return method
 
-    def run(self, method: str, batch: PaddedBatch) -> TokenStates:
-        forward = {"cache": self.cache, "packed": self.packed}[method]
-        return forward(batch)
+    def run(self, method: str, batch: PaddedBatch, *, share_prefix: bool = False) -> TokenStates:
+        """`method`'s forward; `share_prefix`: "packed" runs the leading tokens that all prompts
+        share once (never under gradient checkpointing, which drops the cache it needs)."""
+        if method == "packed":
+            return self.packed(batch, share_prefix=share_prefix)
+        return self.cache(batch)
 
     def prompt_features(self, batch: PaddedBatch) -> torch.Tensor:
         """(B, d) last-layer state of each prompt's last token."""
@@ -119,9 +125,31 @@ class DecoderOnlyForwards:
         later = output.last_hidden_state[batch.later_mask[multi_token]]  # (M, d)
         return TokenStates(first, later)
 
-    def packed(self, batch: PaddedBatch) -> TokenStates:
-        num_prompts, prompt_len = batch.prompt_ids.shape
+    def packed(self, batch: PaddedBatch, *, share_prefix: bool = False) -> TokenStates:
+        num_prompts = batch.prompt_ids.shape[0]
         device = batch.prompt_ids.device
+        prompt_lengths = batch.prompt_mask.sum(-1)  # (B,) without padding
+        # The first `shared` tokens of every prompt are the same (GLAM's prompts all open with
+        # the list of actions): they run once, as a one-row key/value cache that every row
+        # attends to, and the rows carry only the rest of their prompt.
+        shared = self._shared_prefix_length(batch) if share_prefix else 0
+        cache = None
+        prompt_ids, prompt_mask = batch.prompt_ids, batch.prompt_mask
+        if shared:
+            prefix = self.backbone(
+                input_ids=batch.prompt_ids[:1, -int(prompt_lengths[0]) :][:, :shared],
+                position_ids=torch.arange(shared, device=device)[None],
+                use_cache=True,
+            )
+            cache = returned_cache(prefix)
+            cache.batch_repeat_interleave(num_prompts)  # differentiable: copies of one row
+            # drop each row's first `shared` real tokens, keeping the rest left-padded
+            width = batch.prompt_ids.shape[1] - shared
+            prompt_mask = batch.prompt_mask[:, :width]
+            prompt_ids = torch.where(
+                prompt_mask.bool(), batch.prompt_ids[:, shared:], batch.prompt_ids[:, :width]
+            )
+        prompt_len = prompt_ids.shape[1]
         later_mask = batch.later_mask  # (N, L-1)
         later_counts = later_mask.sum(-1)  # (N,) tokens after the first, per pair
         # Each pair gets a block of later_counts[n] columns after its prompt; pairs are ordered by
@@ -139,16 +167,16 @@ class DecoderOnlyForwards:
             (num_prompts, total_len), _PACKING_PAD, dtype=torch.long, device=device
         )
         positions = torch.zeros((num_prompts, total_len), dtype=torch.long, device=device)
-        ids[:, :prompt_len] = batch.prompt_ids
-        segment[:, :prompt_len] = torch.where(batch.prompt_mask.bool(), _PROMPT, _PROMPT_PAD)
-        positions[:, :prompt_len] = _positions(batch.prompt_mask)
+        ids[:, :prompt_len] = prompt_ids
+        segment[:, :prompt_len] = torch.where(prompt_mask.bool(), _PROMPT, _PROMPT_PAD)
+        positions[:, :prompt_len] = shared + _positions(prompt_mask)
         pair_index, token_index = later_mask.nonzero(as_tuple=True)  # (M,) row-major
         rows = batch.pair_prompt[pair_index]  # (M,)
         columns = prompt_len + block_offset[pair_index] + token_index  # (M,)
         if packed_len > 0:
             ids[rows, columns] = batch.candidate_ids[pair_index, token_index]
             segment[rows, columns] = batch.pair_slot[pair_index] + 1
-            positions[rows, columns] = batch.prompt_mask.sum(-1)[rows] + token_index
+            positions[rows, columns] = prompt_lengths[rows] + token_index
         query = torch.arange(total_len, device=device)
         causal = query[None, :] <= query[:, None]  # (T, T): key <= query
         query_segment, key_segment = (
@@ -162,12 +190,36 @@ class DecoderOnlyForwards:
         # padding rows see only themselves: a row with no allowed key would softmax to NaN
         allowed = allowed | torch.eye(total_len, dtype=torch.bool, device=device)[None]
         dtype = self.model.get_input_embeddings().weight.dtype
-        mask = torch.zeros((num_prompts, 1, total_len, total_len), dtype=dtype, device=device)
-        mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)  # (B, 1, T, T) additive
+        # every token sees the shared prefix: the mask's first `shared` columns stay 0
+        mask = torch.zeros(
+            (num_prompts, 1, total_len, shared + total_len), dtype=dtype, device=device
+        )
+        mask[..., shared:].masked_fill_(~allowed[:, None], torch.finfo(dtype).min)  # additive
+        extra = {} if cache is None else {self._cache_keyword: cache}
         output = self.backbone(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=cache is not None,
+            **extra,
         )
         hidden = output.last_hidden_state  # (B, T, d)
         first = hidden[:, prompt_len - 1]  # (B, d)
         later = hidden[rows, columns] if packed_len > 0 else None  # (M, d), later_mask row-major
         return TokenStates(first, later)
+
+    def _shared_prefix_length(self, batch: PaddedBatch) -> int:
+        """How many leading tokens every prompt of `batch` shares, when running them once saves
+        more than the extra forward call costs (`min_shared_tokens`); else 0. Each prompt keeps
+        at least its last token, whose state predicts its candidates."""
+        num_prompts, width = batch.prompt_ids.shape
+        lengths = batch.prompt_mask.sum(-1)  # (B,)
+        shortest = int(lengths.min())
+        if num_prompts < 2 or shortest < 2:
+            return 0
+        starts = width - lengths  # (B,) first real column of each left-padded prompt
+        columns = starts[:, None] + torch.arange(shortest - 1, device=starts.device)[None]
+        leading = batch.prompt_ids.gather(1, columns)  # (B, shortest-1)
+        same = (leading == leading[:1]).all(0)  # (shortest-1,)
+        shared = int(same.long().cumprod(0).sum())
+        return shared if shared * (num_prompts - 1) >= self.min_shared_tokens else 0

@@ -53,7 +53,9 @@ class EncoderDecoderForwards:
             return "recompute" if checkpointing else "cache"
         return method
 
-    def run(self, method: str, batch: PaddedBatch) -> TokenStates:
+    def run(self, method: str, batch: PaddedBatch, *, share_prefix: bool = False) -> TokenStates:
+        """`method`'s forward. `share_prefix` has no effect: the encoder is bidirectional, so a
+        prompt's first tokens depend on its last and cannot be shared."""
         forward = {"cache": self.cache, "recompute": self.recompute}[method]
         return forward(batch)
 

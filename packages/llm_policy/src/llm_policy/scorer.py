@@ -78,6 +78,10 @@ class ActionScorer:
             decoder-only models (the candidate continues "Action k:") and "" for encoder-decoders.
         length_bucketing: on CPU, split a batch into groups of similar prompt length when the
             padding saved outweighs the extra forward calls.
+        share_prefixes: decoder-only "packed": the leading tokens that every prompt of a batch
+            shares (GLAM's prompts open with the list of actions) run once, as a key/value cache
+            the prompts attend to, when that saves more than the extra forward call costs. The
+            scores equal the unshared forward's to float rounding.
         warn_unknown_words: warn (`UnknownWordWarning`, once per word) when a prompt or candidate
             holds a word the tokenizer maps to its unknown token.
     """
@@ -92,6 +96,7 @@ class ActionScorer:
         max_prompt_tokens: int | None = None,
         action_prefix: str | None = None,
         length_bucketing: bool = True,
+        share_prefixes: bool = True,
         warn_unknown_words: bool = False,
         max_batch_prompts: int | None = 256,
     ) -> None:
@@ -131,10 +136,14 @@ class ActionScorer:
             warn_unknown_words=warn_unknown_words,
         )
         self.length_bucketing = length_bucketing
-        # what one more forward call costs, in prompt tokens: length groups weigh it
+        self.share_prefixes = share_prefixes
+        # what one more forward call costs, in prompt tokens: length groups and shared prefixes
+        # weigh it
         self.call_cost_tokens = forward_call_cost_tokens(
             self.forwards.prompt_side, _input_embedding_weight(model)
         )
+        if isinstance(self.forwards, DecoderOnlyForwards):
+            self.forwards.min_shared_tokens = self.call_cost_tokens
 
     @property
     def device(self) -> torch.device:
@@ -254,7 +263,8 @@ class ActionScorer:
 
     def _score_batch(self, batch: TokenizedBatch, method: str, normalization: str) -> ScoreOutput:
         padded = self._pad(batch)
-        states = self.forwards.run(method, padded)
+        share_prefix = self.share_prefixes and not self._checkpointing()
+        states = self.forwards.run(method, padded, share_prefix=share_prefix)
         token_logprobs = candidate_token_logprobs(self.model, padded, states)  # (N, L)
         token_logprobs = token_logprobs * padded.candidate_mask  # padding contributes exactly 0
         per_pair = reduce_pairs(token_logprobs, padded.num_tokens, padded.num_words, normalization)
