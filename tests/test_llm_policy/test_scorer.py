@@ -203,6 +203,7 @@ def test_max_batch_prompts_bounds_each_forward_and_keeps_the_scores(tiny_model_d
     candidates = [CANDIDATES[i % len(CANDIDATES)] for i in range(len(prompts))]
     whole = LLMPolicy(PolicyConfig(model=tiny_model_dir(kind), max_batch_prompts=None))
     chunked = LLMPolicy(PolicyConfig(model=tiny_model_dir(kind), max_batch_prompts=2))
+    chunked.merge_duplicates = False  # the prompts repeat: every row must reach the scorer
     seen = []
     for method in ("run", "prompt_features"):
         original = getattr(chunked.scorer.forwards, method)

@@ -6,7 +6,9 @@ faster, logged. The stored reference is that commit's output; regenerate it only
     PYTHONPATH=$(ls -d /tmp/e4f12c9/packages/*/src | paste -sd:) \\
         .venv/bin/python tests/test_ppo_grounding/test_reference_metrics.py --write
 
-The faster loop runs the prompts' shared prefix once (equal to float rounding, not bitwise), so
+The faster loop runs the prompts' shared prefix once, scores each distinct prompt of a minibatch
+once and reuses a rollout's outputs for prompts it has already scored (all equal to float
+rounding, not bitwise), so
 losses differ from the first update's 1e-7 and grow to about 1e-4 by the third: they are compared
 to a relative 1e-3. Everything sampled and everything the environment decides (the actions taken,
 returns, lengths) must be identical."""

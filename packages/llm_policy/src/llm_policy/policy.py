@@ -25,6 +25,7 @@ from torch import nn
 
 from . import precision
 from .atomic import atomic_directory
+from .distinct import OutputMemo, distinct_rows, has_active_dropout, row_keys
 from .loading import (
     check_device,
     check_model_name,
@@ -292,6 +293,17 @@ class PolicyOutput:
         return torch.distributions.Categorical(logits=self.logits.float())
 
 
+def _pick(prompts: Sequence[str], indices: list[int]) -> list[str]:
+    return [prompts[i] for i in indices]
+
+
+def _pick_candidates(candidates: Any, indices: list[int]) -> Any:
+    """The candidate lists of rows `indices`; None, or one list of str for all, as it is."""
+    if candidates is None or all(isinstance(c, str) for c in candidates):
+        return candidates
+    return [candidates[i] for i in indices]
+
+
 @contextmanager
 def _seeded(seed: int) -> Iterator[None]:
     """Seed initialisations without touching the caller's RNG streams."""
@@ -381,6 +393,10 @@ class LLMPolicy(nn.Module):
         if self.action_head is not None:
             self.action_head.to(cfg.device)
         check_trainable_fp32(self.named_parameters())
+        self.merge_duplicates = True
+        """`forward` computes each distinct (prompt, candidates) of a batch once and gives every
+        repeat its output (not under active dropout, where each row's forward is random)."""
+        self._memo: OutputMemo | None = None
         if cfg.verify_scoring and cfg.head == "score" and cfg.dtype == "float32":
             self.scorer.verify()
 
@@ -443,7 +459,54 @@ class LLMPolicy(nn.Module):
         `candidates`: one list of action strings per prompt (lists may differ in length), or a
         single list of str shared by all prompts. With head="action_head" they are optional and,
         if given, only checked to number `num_actions` each (logit i is action i).
+
+        A (prompt, candidates) that the batch repeats is computed once and its output given to
+        every repeat (`merge_duplicates`); the gradient of the repeats flows back to that one
+        computation, summed. Inside `remember_outputs()` outputs are also reused across calls.
         """
+        if self.config.head == "action_head":
+            self._check_action_head_candidates(prompts, candidates)
+        keys = None
+        if self.merge_duplicates and not has_active_dropout(self):
+            keys = row_keys(prompts, candidates)
+        if keys is None:
+            return self._forward_rows(prompts, candidates)
+        if self._memo is not None and not torch.is_grad_enabled():
+            missing = self._memo.missing(keys)
+            if missing:
+                out = self._forward_rows(
+                    _pick(prompts, missing), _pick_candidates(candidates, missing)
+                )
+                self._memo.store([keys[i] for i in missing], out.logits, out.values)
+            return PolicyOutput(*self._memo.gather(keys))
+        first, inverse = distinct_rows(keys)
+        if len(first) == len(keys):
+            return self._forward_rows(prompts, candidates)
+        out = self._forward_rows(_pick(prompts, first), _pick_candidates(candidates, first))
+        inverse = inverse.to(out.logits.device)
+        return PolicyOutput(logits=out.logits[inverse], values=out.values[inverse])
+
+    @contextmanager
+    def remember_outputs(self) -> Iterator[None]:
+        """Within this block, `forward` under `torch.no_grad()` computes each distinct
+        (prompt, candidates) once and reuses its logits and value in later calls: for a rollout,
+        where the weights do not change. Leaving the block forgets them; changing the weights
+        inside it would return stale outputs. Each process decides alone what it must compute,
+        so a model sharded across processes (whose every forward is collective) must not use it."""
+        if self._memo is not None:
+            raise RuntimeError("remember_outputs() is already active on this policy")
+        self._memo = OutputMemo()
+        try:
+            yield
+        finally:
+            self._memo = None
+
+    def _forward_rows(
+        self,
+        prompts: Sequence[str],
+        candidates: Sequence[Sequence[str]] | Sequence[str] | None,
+    ) -> PolicyOutput:
+        """`forward` on every row as given."""
         if self.config.head == "score":
             if candidates is None:
                 raise ValueError(
@@ -453,7 +516,6 @@ class LLMPolicy(nn.Module):
                 scored = self.scorer.score(prompts, candidates)
             logits, features = scored.scores, scored.features
         else:
-            self._check_action_head_candidates(prompts, candidates)
             with self.autocast():
                 features = self.scorer.prompt_features(prompts)
             assert self.action_head is not None  # built in __init__ when head == "action_head"

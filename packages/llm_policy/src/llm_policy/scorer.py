@@ -42,6 +42,7 @@ from .batching import (
     reduce_pairs,
 )
 from .decoder_only import DecoderOnlyForwards
+from .distinct import has_active_dropout
 from .encoder_decoder import EncoderDecoderForwards
 from .logprobs import candidate_token_logprobs, output_logits
 from .reference import naive_scores
@@ -263,7 +264,11 @@ class ActionScorer:
 
     def _score_batch(self, batch: TokenizedBatch, method: str, normalization: str) -> ScoreOutput:
         padded = self._pad(batch)
-        share_prefix = self.share_prefixes and not self._checkpointing()
+        # one prefix computation for all rows: not under checkpointing (transformers drops the
+        # cache) nor under dropout (every row would share one random mask)
+        share_prefix = (
+            self.share_prefixes and not self._checkpointing() and not has_active_dropout(self.model)
+        )
         states = self.forwards.run(method, padded, share_prefix=share_prefix)
         token_logprobs = candidate_token_logprobs(self.model, padded, states)  # (N, L)
         token_logprobs = token_logprobs * padded.candidate_mask  # padding contributes exactly 0

@@ -226,44 +226,48 @@ class PPOTrainer:
         finished_returns: list[float] = []
         finished_lengths: list[int] = []
         self.policy.eval()
-        for t in range(cfg.ppo.num_steps):
-            prompts = self.history.prompts(self.action_names)
-            out = self.policy(prompts, candidates)
-            dist = out.distribution()
-            action = dist.sample()  # (N,)
-            rollout.prompts[t] = prompts
-            rollout.actions[t] = action
-            rollout.logprobs[t] = dist.log_prob(action)
-            rollout.values[t] = out.values.float()
+        # the weights are fixed for the whole rollout: a prompt seen before is not scored again
+        with self.policy.remember_outputs():
+            for t in range(cfg.ppo.num_steps):
+                prompts = self.history.prompts(self.action_names)
+                out = self.policy(prompts, candidates)
+                dist = out.distribution()
+                action = dist.sample()  # (N,)
+                rollout.prompts[t] = prompts
+                rollout.actions[t] = action
+                rollout.logprobs[t] = dist.log_prob(action)
+                rollout.values[t] = out.values.float()
 
-            obs, reward, terminated, truncated, info = self.envs.step(action.numpy())
-            rollout.rewards[t] = torch.as_tensor(reward, dtype=torch.float32) * cfg.ppo.reward_scale
-            rollout.terminated[t] = torch.as_tensor(terminated)
-            rollout.truncated[t] = torch.as_tensor(truncated)
-            if "_episode" in info:  # RecordEpisodeStatistics: the unscaled return of each end
-                ended = info["_episode"]
-                finished_returns += info["episode"]["r"][ended].tolist()
-                finished_lengths += info["episode"]["l"][ended].tolist()
+                obs, reward, terminated, truncated, info = self.envs.step(action.numpy())
+                rollout.rewards[t] = (
+                    torch.as_tensor(reward, dtype=torch.float32) * cfg.ppo.reward_scale
+                )
+                rollout.terminated[t] = torch.as_tensor(terminated)
+                rollout.truncated[t] = torch.as_tensor(truncated)
+                if "_episode" in info:  # RecordEpisodeStatistics: the unscaled return of each end
+                    ended = info["_episode"]
+                    finished_returns += info["episode"]["r"][ended].tolist()
+                    finished_lengths += info["episode"]["l"][ended].tolist()
 
-            taken = [self.action_names[int(a)] for a in action]
-            if cfg.ppo.bootstrap_truncated:
-                # Value the final observation of each timed-out episode before its history is
-                # cleared: GAE continues from it instead of from 0.
-                timed_out = np.flatnonzero(truncated & ~terminated).tolist()
-                if timed_out:
-                    final_prompts = [
-                        self.history.final_prompt(
-                            i,
-                            taken[i],
-                            sentences_of(info["final_obs"][i]["text"]),
-                            self.action_names,
-                        )
-                        for i in timed_out
-                    ]
-                    rollout.truncated_values[t, timed_out] = self.policy.value(
-                        final_prompts
-                    ).float()
-            self.history.advance(obs, taken, terminated | truncated)
+                taken = [self.action_names[int(a)] for a in action]
+                if cfg.ppo.bootstrap_truncated:
+                    # Value the final observation of each timed-out episode before its history is
+                    # cleared: GAE continues from it instead of from 0.
+                    timed_out = np.flatnonzero(truncated & ~terminated).tolist()
+                    if timed_out:
+                        final_prompts = [
+                            self.history.final_prompt(
+                                i,
+                                taken[i],
+                                sentences_of(info["final_obs"][i]["text"]),
+                                self.action_names,
+                            )
+                            for i in timed_out
+                        ]
+                        rollout.truncated_values[t, timed_out] = self.policy.value(
+                            final_prompts
+                        ).float()
+                self.history.advance(obs, taken, terminated | truncated)
 
         rollout.next_value = self.policy.value(self.history.prompts(self.action_names)).float()
         counts = torch.bincount(rollout.actions.reshape(-1), minlength=len(self.action_names))
