@@ -195,3 +195,7 @@ def test_prompt_ids_are_remembered_and_the_oldest_forgotten(tiny_model_dir, monk
     again = [prompts[i] for i in (3, 2, 2)]
     assert pairs._encode_prompts(again) == [fresh[i] for i in (3, 2, 2)]
     assert list(pairs._prompt_cache) == [prompts[3], prompts[1], prompts[2]]
+    # a call whose new prompts push out one of its own remembered prompts still gets both
+    mixed = [prompts[3], prompts[0]]  # prompts[3], the oldest, is forgotten when [0] comes in
+    assert pairs._encode_prompts(mixed) == [fresh[3], fresh[0]]
+    assert list(pairs._prompt_cache) == [prompts[1], prompts[2], prompts[0]]

@@ -334,16 +334,17 @@ class PairTokenizer:
         """Token ids of each prompt, special tokens included. The last _PROMPT_CACHE_LIMIT
         prompts are remembered: PPO's update reads every prompt of its rollout once per epoch."""
         cache = self._prompt_cache
-        missing = [p for p in dict.fromkeys(prompts) if p not in cache]
-        fresh: dict[str, list[int]] = {}
+        found = {p: cache.get(p) for p in dict.fromkeys(prompts)}
+        missing = [p for p, ids in found.items() if ids is None]
         if missing:
             # verbose=False: the caller truncates (and warns) itself
             encoded = self.tokenizer(missing, add_special_tokens=True, verbose=False)["input_ids"]
             fresh = {text: list(ids) for text, ids in zip(missing, encoded, strict=True)}
+            found.update(fresh)
             cache.update(fresh)
-            while len(cache) > _PROMPT_CACHE_LIMIT:
+            while len(cache) > _PROMPT_CACHE_LIMIT:  # may forget some of this call's prompts
                 cache.pop(next(iter(cache)))  # the oldest
-        return [fresh[p] if p in fresh else cache[p] for p in prompts]
+        return [found[p] for p in prompts]  # type: ignore[misc]
 
     def _encode_candidate(self, text: str) -> list[int]:
         ids = self._candidate_cache.get(text)
