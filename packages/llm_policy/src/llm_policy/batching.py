@@ -334,8 +334,9 @@ class PairTokenizer:
         """Token ids of each prompt, special tokens included. The last _PROMPT_CACHE_LIMIT
         prompts are remembered: PPO's update reads every prompt of its rollout once per epoch."""
         cache = self._prompt_cache
-        found = {p: cache.get(p) for p in dict.fromkeys(prompts)}
-        missing = [p for p, ids in found.items() if ids is None]
+        distinct = dict.fromkeys(prompts)
+        found = {p: cache[p] for p in distinct if p in cache}
+        missing = [p for p in distinct if p not in found]
         if missing:
             # verbose=False: the caller truncates (and warns) itself
             encoded = self.tokenizer(missing, add_special_tokens=True, verbose=False)["input_ids"]
@@ -344,7 +345,7 @@ class PairTokenizer:
             cache.update(fresh)
             while len(cache) > _PROMPT_CACHE_LIMIT:  # may forget some of this call's prompts
                 cache.pop(next(iter(cache)))  # the oldest
-        return [found[p] for p in prompts]  # type: ignore[misc]
+        return [found[p] for p in prompts]
 
     def _encode_candidate(self, text: str) -> list[int]:
         ids = self._candidate_cache.get(text)
