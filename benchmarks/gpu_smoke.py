@@ -114,4 +114,4 @@ def main(args: Args) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(tyro.cli(Args)))
+    raise SystemExit(main(tyro.cli(Args, description=__doc__)))

@@ -194,4 +194,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == _CHILD_FLAG:
         print("RESULT " + json.dumps(child(json.loads(sys.argv[2]))), flush=True)
     else:
-        main(tyro.cli(Args))
+        main(tyro.cli(Args, description=__doc__))

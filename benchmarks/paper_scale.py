@@ -159,8 +159,11 @@ def run_row(row: str, args: Args) -> dict:
         for line in child.stdout:
             log.append(line)
             if load_peak is None and "global batch" in line:
-                load_peak = _status_kib(child.pid, "VmHWM")
+                loaded = _status_kib(child.pid, "VmHWM")
                 Path(f"/proc/{child.pid}/clear_refs").write_text("5")  # reset VmHWM
+                # only now may the sampler start: a sample taken before the reset could exceed
+                # the reset peak (memory freed in between) and so the save's peak below
+                load_peak = loaded
         # VmHWM since the reset, read as the process ends: training and the final save
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
@@ -224,4 +227,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    main(tyro.cli(Args, description=__doc__))

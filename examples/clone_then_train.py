@@ -28,7 +28,7 @@ from ppo_grounding import (
     offline_preset,
 )
 from ppo_grounding.baselines import clone_expert
-from ppo_grounding.checkpoint import load_policy_for_eval
+from ppo_grounding.sources import load_policy_for_eval
 
 
 def default_config() -> TrainConfig:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import tyro
 from ppo_grounding import PolicyAgent, RandomAgent, evaluate
-from ppo_grounding.checkpoint import load_policy_for_eval
+from ppo_grounding.sources import load_policy_for_eval
 
 
 @dataclass
@@ -41,4 +41,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    main(tyro.cli(Args, description=__doc__))

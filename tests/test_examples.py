@@ -43,7 +43,7 @@ def test_quickstart_trains_evaluates_and_plots(tmp_path, monkeypatch, capsys):
         monkeypatch,
     )
     text = capsys.readouterr().out
-    assert "PPO-trained LLM" in text and "uniform random" in text
+    assert "PPO-trained LLM" in text and "uniform random" in text and "blind walk" in text
     assert (out / "learning_curve.png").is_file()
 
     run_example("evaluate.py", [str(out), "--episodes", "3"], monkeypatch)
@@ -153,3 +153,38 @@ def test_quickstart_checks_its_run_directory_before_training(tmp_path, monkeypat
         f"quickstart: --train.run.output-dir {taken / 'run'} is inside {taken}, which is a file, "
         "not a directory: remove or rename it, or pass another --train.run.output-dir"
     )
+
+
+def test_an_interrupted_quickstart_says_how_to_continue(tmp_path, monkeypatch):
+    import signal
+
+    from ppo_grounding.trainer import PPOTrainer, TrainingInterrupted
+
+    def stopped_by_ctrl_c(self):
+        self.close()
+        raise TrainingInterrupted(signal.SIGINT)
+
+    monkeypatch.setattr(PPOTrainer, "train", stopped_by_ctrl_c)
+    out = tmp_path / "quick"
+    args = [
+        "--train.env.num-envs",
+        "2",
+        "--train.ppo.minibatch-size",
+        "8",
+        "--train.run.no-progress",
+    ]
+    with pytest.raises(SystemExit) as stopped:
+        run_example("quickstart.py", [*args, "--train.run.output-dir", str(out)], monkeypatch)
+    assert str(stopped.value).endswith(
+        f"continue with the same options plus: --train.run.output-dir {out} --train.run.resume"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.py")))
+def test_every_example_help_starts_with_what_it_does(name, monkeypatch, capsys):
+    first_line = (EXAMPLES / name).read_text().split('"""')[1].strip().splitlines()[0]
+    with pytest.raises(SystemExit) as done:
+        run_example(name, ["--help"], monkeypatch)
+    assert done.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())  # tyro wraps lines
+    assert " ".join(first_line.split()[:6]) in help_text

@@ -44,10 +44,12 @@ def test_distinct_rows_maps_every_row_to_its_first_occurrence():
 def test_the_same_prompt_with_other_candidates_is_another_row():
     keys = row_keys(["p", "p", "p"], [["x", "y"], ["x"], ["x", "y"]])
     assert distinct_rows(keys)[0] == [0, 1]
-    # one list of str for every prompt; malformed input is left to the scorer to explain
-    assert row_keys(["p", "q"], ["x", "y"]) == [("p", ("x", "y")), ("q", ("x", "y"))]
-    assert row_keys(["p", "q"], [["x"], ["x", "x"]]) is None
-    assert row_keys(["p", "q"], [["x"]]) is None
+    # one list object shared by every prompt (`[actions] * n`) becomes one tuple
+    shared = ["x", "y"]
+    keys = row_keys(["p", "q"], [shared, shared])
+    assert keys == [("p", ("x", "y")), ("q", ("x", "y"))] and keys[0][1] is keys[1][1]
+    # an action head's output depends on the prompt alone
+    assert row_keys(["p", "p"], None) == [("p", None), ("p", None)]
 
 
 def test_merged_rows_give_the_outputs_and_gradients_of_every_row(policy):
@@ -143,3 +145,7 @@ def test_errors_name_the_callers_row(policy):
         policy(batch, lists)
     with pytest.raises(ValueError, match=r"candidates\[3\] is empty"):
         policy(batch, [["go forward"], ["go forward"], ["turn left"], []])
+    with pytest.raises(ValueError, match=r"candidates\[3\]\[0\] = ' ' has no tokens"):
+        policy(batch, [["go forward"], ["go forward"], ["turn left"], [" "]])
+    with pytest.raises(TypeError, match=r"candidates\[3\]\[1\] is a int"):
+        policy(batch, [["go forward"], ["go forward"], ["turn left"], ["drop", 3]])

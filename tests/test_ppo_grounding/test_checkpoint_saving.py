@@ -194,8 +194,8 @@ def test_keep_last_spares_later_checkpoints_of_an_abandoned_attempt(tmp_path):
 
 
 def test_keep_last_on_the_command_line_is_checked_and_resumable():
-    from ppo_grounding.checkpoint import RESUMABLE_CHANGES
     from ppo_grounding.cli import _train_config
+    from ppo_grounding.run_directory import RESUMABLE_CHANGES
 
     assert _train_config(["--run.keep-last", "3"], "train", "t").run.keep_last == 3
     with pytest.raises(SystemExit, match="run.keep_last=0: keep at least 1"):

@@ -15,13 +15,9 @@ import warnings
 import pytest
 from llm_policy.manifest import CheckpointCorruptError
 from llm_policy.small_files import UnsafeFileError
-from ppo_grounding.checkpoint import (
-    CheckpointWarning,
-    checkpoint_dir,
-    latest_checkpoint,
-    load_policy_for_eval,
-)
+from ppo_grounding.checkpoint import CheckpointWarning, checkpoint_dir, latest_checkpoint
 from ppo_grounding.run_lock import RunLock
+from ppo_grounding.sources import load_policy_for_eval
 
 from .helpers import save_tagged_checkpoint
 

@@ -70,3 +70,27 @@ def test_load_policy_on_a_run_whose_latest_is_missing_falls_back_and_says_so(tmp
     with pytest.warns(CheckpointWarning, match="newest complete checkpoint, update_000001"):
         policy, config, kind = load_policy(run)
     assert kind == "trained" and config.env.env_id == "BabyAI-Text-GoToRedBallNoDists-v0"
+
+
+def test_load_policy_says_which_checkpoint_it_loaded(tmp_path):
+    from ppo_grounding import PPOTrainer
+    from ppo_grounding.evaluate import load_policy
+    from ppo_grounding.sources import source_kind
+
+    from .helpers import tiny_config
+
+    run = tmp_path / "run"
+    PPOTrainer(tiny_config(run, total_frames=32)).train()
+    checkpoints = run / "checkpoints"
+    assert source_kind(run) == "run"
+    assert source_kind(checkpoints / "update_000001") == "checkpoint"
+    assert source_kind(checkpoints / "update_000001" / "policy") == "policy"
+    assert source_kind(tmp_path) == source_kind(tmp_path / "missing") == "other"
+
+    said = []
+    load_policy(run, report=said.append)
+    assert said == [f"loaded {checkpoints / 'update_000002'} (update 2, 32 frames)"]
+    load_policy(checkpoints / "update_000001", report=said.append)
+    assert said[-1] == f"loaded {checkpoints / 'update_000001'} (update 1, 16 frames)"
+    load_policy(checkpoints / "update_000001" / "policy", report=said.append)
+    assert said[-1].startswith("loaded the policy directory")

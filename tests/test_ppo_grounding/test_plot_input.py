@@ -52,3 +52,30 @@ def test_a_row_without_an_optional_curve_still_plots(tmp_path):
     # success rate, entropy and KL may be missing (a gap in their curve), as null already was
     write_run(tmp_path / "run", [row(1), row(2, losses_entropy=True, charts_success_rate=True)])
     assert plot_runs([tmp_path / "run"], tmp_path / "curve.png").stat().st_size > 0
+
+
+def test_the_figure_names_env_and_model_and_keeps_the_legend_off_the_curves(tmp_path):
+    from ppo_grounding.plot import learning_curves
+
+    for name in ("a", "b"):
+        write_run(tmp_path / name, [row(1), row(2)])
+        config = {"env": {"env_id": "BabyAI-Text-GoToRedBall-v0"}, "policy": {"model": "m"}}
+        (tmp_path / name / "config.json").write_text(json.dumps(config))
+    fig = learning_curves(
+        [tmp_path / "a", tmp_path / "b"], baselines={"uniform random": 0.25, "blind walk": 0.5}
+    )
+    assert fig._suptitle.get_text() == "BabyAI-Text-GoToRedBall-v0  ·  m"
+    (legend,) = fig.legends  # one legend, the figure's, below the panels
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "a",
+        "b",
+        "uniform random (0.25)",
+        "blind walk (0.50)",
+    ]
+    assert all(not ax.get_legend() for ax in fig.axes)
+    assert all(ax.get_xlim()[0] == 0 for ax in fig.axes)  # every panel from the start
+
+    # runs of different envs: no common title
+    config = {"env": {"env_id": "BabyAI-Text-GoToLocal-v0"}, "policy": {"model": "m"}}
+    (tmp_path / "b" / "config.json").write_text(json.dumps(config))
+    assert learning_curves([tmp_path / "a", tmp_path / "b"])._suptitle is None

@@ -21,17 +21,13 @@ import pytest
 import torch
 from llm_policy import CheckpointCorruptError, write_manifest
 from ppo_grounding import PPOTrainer
-from ppo_grounding.checkpoint import (
-    CheckpointWarning,
-    checkpoint_dir,
-    latest_checkpoint,
-    load_policy_for_eval,
-)
+from ppo_grounding.checkpoint import CheckpointWarning, checkpoint_dir, latest_checkpoint
 from ppo_grounding.cli import main
 from ppo_grounding.config import TrainConfig, WarmStartConfig
 from ppo_grounding.finite import NonFiniteError, check_state, check_step, guard
 from ppo_grounding.metrics import MetricsWarning, read_metrics
 from ppo_grounding.run_lock import StaleLockWarning
+from ppo_grounding.sources import load_policy_for_eval
 
 from .helpers import save_tagged_checkpoint, tiny_config
 

@@ -169,9 +169,9 @@ def test_a_failed_mp4_write_leaves_no_file_behind(tmp_path):
 
 def test_mp4_without_imageio_ffmpeg_is_refused_with_the_install_command(tmp_path, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "imageio_ffmpeg", None)
-    with pytest.raises(ImportError, match=r"pip install 'ppo-grounding\[video\]'"):
+    with pytest.raises(ImportError, match=r"pip install imageio-ffmpeg \(the video extra\)"):
         write_mp4([np.zeros((8, 8, 3), np.uint8)], tmp_path / "episode.mp4")
-    with pytest.raises(SystemExit, match=r"ppo-grounding replay: .*ppo-grounding\[video\]"):
+    with pytest.raises(SystemExit, match=r"ppo-grounding replay: .*pip install imageio-ffmpeg"):
         main(["replay", "--checkpoint", str(tmp_path / "no-such-run"), "--format", "mp4"])
     with pytest.raises(ValueError, match="video_format='webm': choose from gif, mp4"):
         replay(None, ENV, tmp_path, video_format="webm")

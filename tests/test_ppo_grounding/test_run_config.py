@@ -10,15 +10,14 @@ import torch
 from ppo_grounding import PPOTrainer
 from ppo_grounding.checkpoint import (
     TrainerState,
-    check_resumable,
     checkpoint_dir,
     latest_checkpoint,
-    load_policy_for_eval,
-    resume_point,
     save_checkpoint,
 )
 from ppo_grounding.cli import main
 from ppo_grounding.metrics import read_metrics
+from ppo_grounding.run_directory import check_resumable, resume_point
+from ppo_grounding.sources import load_policy_for_eval
 
 from .helpers import TaggedPolicy, tiny_config
 

@@ -29,6 +29,8 @@ __all__ = [
     "ScoreOutput",
     "TokenizedBatch",
     "UnknownWordWarning",
+    "candidate_lists",
+    "check_candidate_list",
     "check_normalization",
     "check_prompts",
     "forward_call_cost_tokens",
@@ -149,10 +151,11 @@ def check_prompts(prompts: Any) -> None:
             raise TypeError(f"prompts[{i}] is a {type(prompt).__name__}, expected str")
 
 
-def _candidate_lists(
+def candidate_lists(
     candidates: Sequence[Sequence[str]] | Sequence[str], num_prompts: int
 ) -> Sequence[Sequence[str]]:
-    """One candidate list per prompt; a single list of str is shared by every prompt."""
+    """One candidate list per prompt; a single list of str is shared by every prompt (the same
+    list object for each). Each list is checked by `check_candidate_list`, not here."""
     if isinstance(candidates, str) or not isinstance(candidates, Sequence):
         raise TypeError(
             "candidates must be a list of candidate lists (or one list of str for all prompts)"
@@ -166,6 +169,36 @@ def _candidate_lists(
             "of candidates per prompt (or a single list of str shared by all prompts)"
         )
     return candidates
+
+
+def check_candidate_list(i: int, prompt_candidates: Any) -> None:
+    """Refuse prompt i's candidates unless they are a non-empty list of distinct, non-blank str;
+    the message names `candidates[i]`. (Whether each has tokens is the tokenizer's to say.)"""
+    if isinstance(prompt_candidates, str) or not isinstance(prompt_candidates, Sequence):
+        raise TypeError(
+            f"candidates[{i}] must be a list of str, got {type(prompt_candidates).__name__}"
+        )
+    if len(prompt_candidates) == 0:
+        raise ValueError(
+            f"candidates[{i}] is empty: every prompt needs at least one candidate action"
+        )
+    first_slot: dict[str, int] = {}
+    for j, candidate in enumerate(prompt_candidates):
+        if not isinstance(candidate, str):
+            raise TypeError(f"candidates[{i}][{j}] is a {type(candidate).__name__}, expected str")
+        if candidate in first_slot:
+            raise ValueError(
+                f"candidates[{i}] lists {candidate!r} twice (at {first_slot[candidate]} "
+                f"and {j}); each candidate of a prompt must be distinct, or the policy "
+                "would count that action twice"
+            )
+        first_slot[candidate] = j
+        if not candidate.strip():
+            raise ValueError(_no_tokens(i, j, candidate))
+
+
+def _no_tokens(i: int, j: int, candidate: str) -> str:
+    return f"candidates[{i}][{j}] = {candidate!r} has no tokens; candidates must be non-empty"
 
 
 def _stacklevel_outside_package() -> int:
@@ -227,7 +260,7 @@ class PairTokenizer:
     ) -> TokenizedBatch:
         """Validate and tokenize. `candidates` is one list per prompt, or one list for all."""
         check_prompts(prompts)
-        candidate_lists = _candidate_lists(candidates, len(prompts))
+        lists = candidate_lists(candidates, len(prompts))
         pair_prompt: list[int] = []
         pair_slot: list[int] = []
         candidate_ids: list[list[int]] = []
@@ -235,7 +268,7 @@ class PairTokenizer:
         num_candidates, reserves = [], []
         # a list object shared by many prompts (the usual `[actions] * n`) is checked once
         encoded_lists: dict[int, tuple[list[list[int]], list[int], int]] = {}
-        for i, prompt_candidates in enumerate(candidate_lists):
+        for i, prompt_candidates in enumerate(lists):
             encoded = encoded_lists.get(id(prompt_candidates))
             if encoded is None:
                 encoded = self._encode_candidates(i, prompt_candidates)
@@ -264,34 +297,12 @@ class PairTokenizer:
     ) -> tuple[list[list[int]], list[int], int]:
         """Checked token ids and word counts of prompt i's candidates, and the positions they
         need after the prompt."""
-        if isinstance(prompt_candidates, str) or not isinstance(prompt_candidates, Sequence):
-            raise TypeError(
-                f"candidates[{i}] must be a list of str, got {type(prompt_candidates).__name__}"
-            )
-        if len(prompt_candidates) == 0:
-            raise ValueError(
-                f"candidates[{i}] is empty: every prompt needs at least one candidate action"
-            )
-        first_slot: dict[str, int] = {}
+        check_candidate_list(i, prompt_candidates)
         all_ids, words = [], []
         for j, candidate in enumerate(prompt_candidates):
-            if not isinstance(candidate, str):
-                raise TypeError(
-                    f"candidates[{i}][{j}] is a {type(candidate).__name__}, expected str"
-                )
-            if candidate in first_slot:
-                raise ValueError(
-                    f"candidates[{i}] lists {candidate!r} twice (at {first_slot[candidate]} "
-                    f"and {j}); each candidate of a prompt must be distinct, or the policy "
-                    "would count that action twice"
-                )
-            first_slot[candidate] = j
             ids = self._encode_candidate(candidate)
-            if not ids or not candidate.strip():
-                raise ValueError(
-                    f"candidates[{i}][{j}] = {candidate!r} has no tokens; "
-                    "candidates must be non-empty candidate"
-                )
+            if not ids:
+                raise ValueError(_no_tokens(i, j, candidate))
             all_ids.append(ids)
             words.append(max(1, len(candidate.split())))
         self._check_distinct(prompt_candidates, all_ids)

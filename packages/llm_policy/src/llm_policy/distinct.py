@@ -21,42 +21,18 @@ __all__ = ["OutputMemo", "distinct_rows", "has_active_dropout"]
 RowKey = tuple[str, tuple[str, ...] | None]
 
 
-def row_keys(
-    prompts: Sequence[str], candidates: Sequence[Sequence[str]] | Sequence[str] | None
-) -> list[RowKey] | None:
-    """(prompt, its candidates) per row; candidates may be one list per prompt, one list of str
-    for all, or None (an action head). None where the input is not of those forms: the scorer
-    then explains what is wrong with it."""
-    if not all(isinstance(p, str) for p in prompts):
-        return None
-    if candidates is None:
+def row_keys(prompts: Sequence[str], lists: Sequence[Sequence[str]] | None) -> list[RowKey]:
+    """(prompt, its candidates as a tuple) per row; `lists` holds one checked candidate list per
+    prompt, or is None where the output depends on the prompt alone (an action head)."""
+    if lists is None:
         return [(p, None) for p in prompts]
-    if isinstance(candidates, str) or not isinstance(candidates, Sequence):
-        return None
-    if len(candidates) > 0 and all(isinstance(c, str) for c in candidates):
-        shared = _valid_tuple(candidates)
-        return None if shared is None else [(p, shared) for p in prompts]
-    if len(candidates) != len(prompts):
-        return None
-    as_tuples: dict[int, tuple[str, ...] | None] = {}  # `[actions] * n` holds one list n times
+    as_tuples: dict[int, tuple[str, ...]] = {}  # `[actions] * n` holds one list n times
     keys: list[RowKey] = []
-    for prompt, listed in zip(prompts, candidates, strict=True):
+    for prompt, listed in zip(prompts, lists, strict=True):
         if id(listed) not in as_tuples:
-            as_tuples[id(listed)] = _valid_tuple(listed)
-        if (candidate_tuple := as_tuples[id(listed)]) is None:
-            return None
-        keys.append((prompt, candidate_tuple))
+            as_tuples[id(listed)] = tuple(listed)
+        keys.append((prompt, as_tuples[id(listed)]))
     return keys
-
-
-def _valid_tuple(listed: object) -> tuple[str, ...] | None:
-    """A candidate list as a tuple, or None where the scorer will refuse it (its message names
-    the row, which merging rows would change)."""
-    if not isinstance(listed, (list, tuple)) or not listed:
-        return None
-    if not all(isinstance(c, str) and c.strip() for c in listed) or len(set(listed)) < len(listed):
-        return None
-    return tuple(listed)
 
 
 def distinct_rows(keys: Sequence[RowKey]) -> tuple[list[int], torch.Tensor]:

@@ -25,6 +25,7 @@ from torch import nn
 
 from . import precision
 from .atomic import atomic_directory
+from .batching import candidate_lists, check_candidate_list, check_prompts
 from .distinct import OutputMemo, distinct_rows, has_active_dropout, row_keys
 from .loading import (
     check_device,
@@ -293,15 +294,13 @@ class PolicyOutput:
         return torch.distributions.Categorical(logits=self.logits.float())
 
 
-def _pick(prompts: Sequence[str], indices: list[int]) -> list[str]:
-    return [prompts[i] for i in indices]
-
-
-def _pick_candidates(candidates: Any, indices: list[int]) -> Any:
-    """The candidate lists of rows `indices`; None, or one list of str for all, as it is."""
-    if candidates is None or all(isinstance(c, str) for c in candidates):
-        return candidates
-    return [candidates[i] for i in indices]
+def _require_candidates(
+    candidates: Sequence[Sequence[str]] | Sequence[str] | None,
+) -> Sequence[Sequence[str]] | Sequence[str]:
+    """`candidates`, which head="score" cannot do without."""
+    if candidates is None:
+        raise ValueError("head='score' needs candidates: one list of action strings per prompt")
+    return candidates
 
 
 @contextmanager
@@ -466,23 +465,34 @@ class LLMPolicy(nn.Module):
         """
         if self.config.head == "action_head":
             self._check_action_head_candidates(prompts, candidates)
-        keys = None
-        if self.merge_duplicates and not has_active_dropout(self):
-            keys = row_keys(prompts, candidates)
-        if keys is None:
+        if not self.merge_duplicates or has_active_dropout(self):
             return self._forward_rows(prompts, candidates)
+        # Checked before rows are merged, so that an error names the caller's row.
+        check_prompts(prompts)
+        lists = None  # an action head's logits depend on the prompt alone
+        if self.config.head == "score":
+            lists = candidate_lists(_require_candidates(candidates), len(prompts))
+            checked: set[int] = set()
+            for i, listed in enumerate(lists):
+                if id(listed) not in checked:
+                    check_candidate_list(i, listed)
+                    checked.add(id(listed))
+        keys = row_keys(prompts, lists)
+
+        def rows(indices: list[int]) -> PolicyOutput:
+            picked = None if lists is None else [lists[i] for i in indices]
+            return self._forward_rows([prompts[i] for i in indices], picked)
+
         if self._memo is not None and not torch.is_grad_enabled():
             missing = self._memo.missing(keys)
             if missing:
-                out = self._forward_rows(
-                    _pick(prompts, missing), _pick_candidates(candidates, missing)
-                )
+                out = rows(missing)
                 self._memo.store([keys[i] for i in missing], out.logits, out.values)
             return PolicyOutput(*self._memo.gather(keys))
         first, inverse = distinct_rows(keys)
         if len(first) == len(keys):
             return self._forward_rows(prompts, candidates)
-        out = self._forward_rows(_pick(prompts, first), _pick_candidates(candidates, first))
+        out = rows(first)
         inverse = inverse.to(out.logits.device)
         return PolicyOutput(logits=out.logits[inverse], values=out.values[inverse])
 
@@ -508,12 +518,8 @@ class LLMPolicy(nn.Module):
     ) -> PolicyOutput:
         """`forward` on every row as given."""
         if self.config.head == "score":
-            if candidates is None:
-                raise ValueError(
-                    "head='score' needs candidates: one list of action strings per prompt"
-                )
             with self.autocast():
-                scored = self.scorer.score(prompts, candidates)
+                scored = self.scorer.score(prompts, _require_candidates(candidates))
             logits, features = scored.scores, scored.features
         else:
             with self.autocast():

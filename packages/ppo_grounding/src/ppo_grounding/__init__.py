@@ -1,13 +1,13 @@
 """ppo-grounding: online PPO fine-tuning of an LLM policy in BabyAI-Text (GLAM).
 
 Data path: env (envs.py) -> text -> prompt (history.py) -> action scores (llm_policy) -> action ->
-env, then rollout (buffer.py) -> advantages (gae.py) -> PPO loss (losses.py) -> optimiser step ->
-metrics (metrics.py, reporter.py) -> checkpoint (checkpoint.py), driven by PPOTrainer (trainer.py)
-from a TrainConfig (config.py); optionally preceded by behaviour cloning of the expert bot
-(imitation.py).
+env, then rollout (buffer.py) -> advantages (gae.py) -> PPO loss (losses.py) -> optimiser step
+(update.py) -> metrics (metrics.py, reporter.py) -> checkpoint (checkpoint.py), driven by
+PPOTrainer (trainer.py) from a TrainConfig (config.py) in a run directory (run_directory.py);
+optionally preceded by behaviour cloning of the expert bot (imitation.py). A run starts from a
+fresh policy or from saved weights (sources.py).
 """
 
-from .checkpoint import load_init_policy
 from .config import (
     PRESETS,
     EnvConfig,
@@ -33,6 +33,7 @@ from .gae import compute_gae
 from .losses import PPOLoss, explained_variance, ppo_loss
 from .replay import replay
 from .rule_agents import DirectionRuleAgent
+from .sources import load_init_policy
 from .substitutions import SubstituteWords, WordMap, rephrased_template
 from .suite import TESTS, GeneralisationTest, run_suite, write_tables
 from .trainer import PPOTrainer

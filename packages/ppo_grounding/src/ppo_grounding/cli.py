@@ -1,12 +1,13 @@
-"""The `ppo-grounding` command: train, clone, evaluate, replay, plot.
+"""The `ppo-grounding` command: train, clone, evaluate, replay, plot, plan.
 
-ppo-grounding train [--preset offline|paper] [--ppo.learning-rate 1e-4 ...]
+ppo-grounding train [--preset offline|paper] [--ppo.learning-rate 1e-4 ...] --run.output-dir runs/a
 ppo-grounding clone --warm-start.demo-frames 20000 --run.output-dir runs/cloned
 ppo-grounding train --run.init-from runs/cloned --run.output-dir runs/cloned-ppo
-ppo-grounding evaluate --checkpoint runs/quickstart/checkpoints/update_000060 --episodes 200
-ppo-grounding evaluate --checkpoint runs/quickstart --suite generalisation --out results/
-ppo-grounding replay --checkpoint runs/quickstart --episodes 3 --out replays/
-ppo-grounding plot runs/quickstart-* --out curves.png
+ppo-grounding evaluate --checkpoint runs/a --episodes 200
+ppo-grounding evaluate --checkpoint runs/a/checkpoints/update_000010 --episodes 200
+ppo-grounding evaluate --checkpoint runs/a --suite generalisation --out results/
+ppo-grounding replay --checkpoint runs/a --episodes 3 --out replays/
+ppo-grounding plot runs/a runs/quickstart-* --out curves.png
 ppo-grounding plan --preset paper --processes 8 --device-memory-gib 80
 """
 
@@ -68,7 +69,7 @@ class ReplayArgs:
     out: str = "replays"
     """Directory for the episode files and episodes.csv."""
     format: Literal["gif", "mp4"] = "gif"
-    """File format of each episode: an animated GIF, or an H.264 MP4 (needs pip install 'ppo-grounding[video]')."""
+    """File format of each episode: an animated GIF, or an H.264 MP4 (needs the video extra: pip install './packages/ppo_grounding[video]' from a clone)."""
     test: str | None = None
     """Replay under a generalisation test (its env, language, action names, word map), e.g. new_nouns."""
     seed_offset: int = EVAL_SEED_OFFSET
@@ -142,7 +143,7 @@ def _train_config(
 
     config = parse(PRESETS[preset]())
     if resume_own_config and config.run.resume:
-        from .checkpoint import resume_defaults
+        from .run_directory import resume_defaults
 
         try:
             config = parse(resume_defaults(config))
@@ -274,9 +275,9 @@ def _interrupted_note(output_dir: str, signum: int) -> str:
 def _train(config: TrainConfig) -> None:
     from llm_policy import CheckpointCorruptError
 
-    from .checkpoint import load_init_policy
     from .finite import NonFiniteError
     from .run_lock import RunLockedError
+    from .sources import load_init_policy
     from .trainer import PPOTrainer
 
     try:
@@ -356,7 +357,7 @@ def _load(source: str):
     from .evaluate import load_policy
 
     try:
-        return load_policy(source)
+        return load_policy(source, report=_report)
     except (FileNotFoundError, ValueError) as error:  # CheckpointCorruptError too
         raise SystemExit(str(error)) from None
 

@@ -57,6 +57,7 @@ DEFAULT_TIMEOUT_S = 600.0
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
+    "ONE_PROCESS",
     "TIMEOUT_ENV",
     "Distributed",
     "check_sizes",
@@ -81,8 +82,8 @@ class Distributed:
     """Rank, world size, device and the few collectives the trainer uses.
 
     With one process every method is the identity (or a no-op) and accelerate is not imported.
-    `Distributed(one_process=True)` is that one process whatever the launcher started (for a
-    trainer that runs alone, like the symbolic baseline's `ppo_update`).
+    `ONE_PROCESS` is that one process whatever the launcher started (for a trainer that runs
+    alone, like the symbolic baseline's `ppo_update`); `get()` is this process's, for the rest.
     """
 
     def __init__(self, *, one_process: bool = False) -> None:
@@ -242,11 +243,16 @@ def _leave_process_group() -> None:
         torch.distributed.destroy_process_group()
 
 
+ONE_PROCESS = Distributed(one_process=True)
+"""One process, whatever the launcher started: the default of the functions that take a
+Distributed (`update.ppo_update`, `imitation.warm_start`), for code that runs them alone."""
+
 _STATE: Distributed | None = None
 
 
 def get() -> Distributed:
-    """This process's Distributed (created, and the process group joined, on first use)."""
+    """This process's Distributed (created, and the process group joined, on first use): what
+    the trainer and evaluation pass to the functions that take one."""
     global _STATE
     if _STATE is None:
         _STATE = Distributed()

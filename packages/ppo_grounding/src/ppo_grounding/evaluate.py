@@ -35,13 +35,13 @@ from llm_policy import OFFLINE_MODELS, LLMPolicy, PromptTemplate
 from tqdm.auto import tqdm
 
 from . import distributed
-from .checkpoint import load_policy_for_eval
 from .config import TrainConfig
 
 # Made in envs.py; also importable from here, where they used to live.
 from .envs import EXTRA_ACTION_PHRASES, extra_action_phrases, make_env  # noqa: F401
 from .history import EpisodeHistory, sentences_of
 from .reporter import stderr_is_terminal
+from .sources import load_policy_for_eval, source_kind
 
 if TYPE_CHECKING:
     from babyai_text import BabyAITextEnv
@@ -270,7 +270,7 @@ def evaluate(
     return result
 
 
-def load_policy(source: str | os.PathLike):
+def load_policy(source: str | os.PathLike, *, report: Callable[[str], object] | None = None):
     """(policy, TrainConfig, kind) from any model source, checked before any long work.
 
     `source` is a run directory (its latest checkpoint), a checkpoint directory, a policy
@@ -278,6 +278,8 @@ def load_policy(source: str | os.PathLike):
     Face model directory or id, or an offline model name ("offline-gpt2", "offline-t5"): kind
     "untrained", an `LLMPolicy` with fresh heads over that model (zero-shot), with the default
     TrainConfig. A path that does not exist raises FileNotFoundError naming what is accepted.
+    `report`, if given, receives one line naming what was loaded (a checkpoint with its update
+    and frames, or the untrained model).
     """
     text = str(source)
     path = Path(text).expanduser()
@@ -288,12 +290,9 @@ def load_policy(source: str | os.PathLike):
     )
     config = TrainConfig()
     if path.is_dir():
-        if (
-            (path / "checkpoints").is_dir()  # a run, even one whose `latest` is damaged
-            or (path / "policy").is_dir()
-            or (path / "llm_policy_config.json").is_file()
-        ):
-            policy, config = load_policy_for_eval(path)
+        if source_kind(path) != "other" or (path / "policy").is_dir():
+            # (policy/ alone: a checkpoint missing its config; loading it names what is wrong)
+            policy, config = load_policy_for_eval(path, report=report)
             return policy, config, "trained"
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path} holds no model: {accepted}.")
@@ -307,7 +306,10 @@ def load_policy(source: str | os.PathLike):
         raise FileNotFoundError(f"{text} does not exist: {accepted}.")
     policy_config = dataclasses.replace(config.policy, model=text)
     try:
-        return LLMPolicy(policy_config), config, "untrained"
+        policy = LLMPolicy(policy_config)
+        if report is not None:
+            report(f"loaded {text}, untrained (fresh heads: zero-shot)")
+        return policy, config, "untrained"
     except OSError as error:
         raise FileNotFoundError(
             f"{text!r} is no local path, and loading it as a Hugging Face id failed ({error}): "

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from llm_policy.atomic import atomic_write_text
 
+from .distributed import ONE_PROCESS, Distributed
 from .envs import make_envs
 from .history import EpisodeHistory
 
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from llm_policy import LLMPolicy
 
     from .config import TrainConfig
-    from .distributed import Distributed
 
 DEMO_SEED_OFFSET = 500_000
 """The warm start's demonstrations are played on seeds run.seed + 500,000 + k: apart from the
@@ -172,7 +172,7 @@ def warm_start(
     output_dir: str | os.PathLike,
     elapsed_s: float = 0.0,
     report: Callable[[str], None] | None = None,
-    processes: Distributed | None = None,
+    processes: Distributed = ONE_PROCESS,
     scaler: torch.amp.GradScaler | None = None,
 ) -> WarmStart:
     """Behaviour cloning of the expert on config.warm_start.demo_frames steps of the run's level.
@@ -183,7 +183,7 @@ def warm_start(
     one seeded sequence). `elapsed_s` is the run's time before it, for time/elapsed_s. Writes
     <output_dir>/warm_start.json; `report` receives one line per epoch.
 
-    `processes` (distributed.Distributed) shares the work out under a launcher: process r plays
+    `processes` (the trainer's Distributed) shares the work out under a launcher: process r plays
     num_envs / N envs (seeds after those of the processes before it) for demo_frames / N steps,
     and `policy` must then be the DDP-wrapped policy. Only the main process writes the file;
     the statistics are over every process's demonstrations. `scaler`: fp16 mixed precision's
@@ -191,8 +191,7 @@ def warm_start(
     """
     cfg, w = config, config.warm_start
     start = time.perf_counter()
-    world = 1 if processes is None else processes.world_size
-    rank = 0 if processes is None else processes.rank
+    world, rank = processes.world_size, processes.rank
     num_envs = cfg.env.num_envs // world
     envs = make_envs(cfg, num_envs)
     try:
@@ -208,8 +207,7 @@ def warm_start(
         )
     finally:
         envs.close()
-    if world > 1:  # every process takes the same number of steps: as many transitions each
-        assert processes is not None  # world > 1 comes from processes
+    if processes.enabled:  # every process takes the same number of steps: as many transitions each
         keep = int(processes.min([len(demos)])[0])
         demos = Demonstrations(
             demos.prompts[:keep],
@@ -240,9 +238,8 @@ def warm_start(
             generator=generator,
             scaler=scaler,
         )
-        if world > 1:  # equal shares: the mean over the processes is the union's
-            assert processes is not None
-            stats = dict(zip(stats, processes.mean(list(stats.values())), strict=True))
+        # equal shares: the mean over the processes is the union's (one process: its own)
+        stats = dict(zip(stats, processes.mean(list(stats.values())), strict=True))
         stats = {"warm_start/epoch": epoch, **stats}
         stats["time/elapsed_s"] = elapsed_s + time.perf_counter() - start
         epochs.append(stats)
@@ -252,12 +249,9 @@ def warm_start(
                 f"{stats['warm_start/accuracy']:.3f}, loss {stats['warm_start/loss']:.3f} "
                 f"({len(demos)} expert steps, {stats['time/elapsed_s']:.0f} s)"
             )
-    seconds = time.perf_counter() - start
-    transitions = len(demos)
-    if world > 1:  # the slowest process's time, so that all agree on the time budget
-        assert processes is not None
-        seconds = processes.max([seconds])[0]
-        transitions = int(processes.sum([transitions])[0])
+    # the slowest process's time, so that all agree on the time budget
+    seconds = processes.max([time.perf_counter() - start])[0]
+    transitions = int(processes.sum([len(demos)])[0])
     done = WarmStart(demos.frames, transitions, epochs, seconds)
     if rank == 0:
         summary = {"demo_frames": done.demo_frames, "transitions": transitions, "epochs": epochs}

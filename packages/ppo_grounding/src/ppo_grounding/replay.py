@@ -10,8 +10,8 @@ policy read, and a bar chart of the policy's probability of each action phrase w
 one highlighted, the step's reward and the return so far; then a last frame with the end state
 and the outcome. `<out>/episodes.csv` lists seed, success, return, length and file of each.
 The episodes are those of `evaluate` (seeds seed_offset + k), played one at a time.
-MP4 needs the `video` extra (imageio-ffmpeg, which ships its own ffmpeg): pip install
-"ppo-grounding[video]". Every file is published atomically (llm_policy.atomic), so an
+MP4 needs the `video` extra (imageio-ffmpeg, which ships its own ffmpeg): `pip install
+imageio-ffmpeg`, or `pip install "./packages/ppo_grounding[video]"` from a clone. Every file is published atomically (llm_policy.atomic), so an
 interrupted replay leaves complete files only.
 """
 
@@ -237,7 +237,7 @@ def require_ffmpeg():
         import imageio_ffmpeg
     except ImportError:
         raise ImportError(
-            "MP4 replays need imageio-ffmpeg: pip install 'ppo-grounding[video]' "
+            "MP4 replays need imageio-ffmpeg: pip install imageio-ffmpeg (the video extra) "
             "(or write GIFs, the default format)"
         ) from None
     return imageio_ffmpeg

@@ -81,8 +81,19 @@ class ProgressReporter:
             return
         from tqdm.auto import tqdm
 
+        # One speed: the postfix's fps (this update's charts/SPS, as logged), not tqdm's own
+        # rate, which would average over checkpoint saves and evaluations too.
+        if self.total is None:
+            bar_format = "{desc}: {n_fmt} frames [{elapsed}{postfix}]"
+        else:
+            bar_format = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} frames [{elapsed}<{remaining}{postfix}]"
         self.bar = tqdm(
-            total=self.total, initial=frames, unit="frame", desc="train", dynamic_ncols=True
+            total=self.total,
+            initial=frames,
+            unit="frame",
+            desc="train",
+            dynamic_ncols=True,
+            bar_format=bar_format,
         )
 
     def update(self, frames: int, metrics: dict[str, float]) -> None:
@@ -95,7 +106,7 @@ class ProgressReporter:
         kl = f"{metrics['losses/approx_kl']:.3f}"
         if self.bar is not None:
             self.bar.update(frames)
-            self.bar.set_postfix(fps=fps, success=success, kl=kl)
+            self.bar.set_postfix({"fps": fps, "success": success, "kl": kl})
             return
         done = f"{self.frames}" if self.total is None else f"{self.frames}/{self.total}"
         self._unreported = f"train: {done} frames, fps={fps}, success={success}, kl={kl}"

@@ -1,7 +1,7 @@
 """PPOTrainer: rollout -> advantages -> PPO loss -> optimiser step -> log -> checkpoint.
 
-The loop reads like CleanRL's ppo.py, top to bottom: `__init__` (config, policy, optimiser, envs),
-`collect_rollout`, `update` (GAE, the rollout flattened into a `Batch`, then the PPO epochs over
+The loop reads like CleanRL's ppo.py, top to bottom: `__init__` (the run directory's lock, the
+policy to train, optimiser, the checkpoint's state on a resume, envs, logger), `collect_rollout`, `update` (GAE, the rollout flattened into a `Batch`, then the PPO epochs over
 shuffled minibatches of `update.ppo_update`, given a `forward` that re-scores a minibatch's
 prompts) and `train` (learning rate schedule, logging, checkpoints). The symbolic baseline
 (baselines/symbolic.py) runs the same `ppo_update` with its own network. The policy is an
@@ -33,8 +33,8 @@ Where the loop differs from CleanRL's ppo.py:
   autoreset); charts/success_rate is over its last SUCCESS_WINDOW episodes, reported once
   SUCCESS_MIN_EPISODES have finished.
 - Extras CleanRL lacks: a behaviour-cloning warm start (imitation.py), checkpoints and resume
-  (checkpoint.py), a time budget (run.max_minutes), and data-parallel training over processes
-  (distributed.py): under a launcher every process steps its share of the envs and takes its
+  (checkpoint.py, run_directory.py), a time budget (run.max_minutes, loop.py), and data-parallel
+  training over processes (distributed.py): under a launcher every process steps its share of the envs and takes its
   share of each minibatch, DDP averages the gradients, and advantages are normalised over the
   union of the processes' minibatches. One process without a launcher is the plain loop.
 """
@@ -59,23 +59,18 @@ from llm_policy.precision import needs_grad_scaler
 
 from . import distributed, imitation
 from .buffer import Batch, Rollout
-from .checkpoint import (
-    TrainerState,
-    checkpoint_dir,
-    load_init_policy,
-    load_training_state,
-    resume_point,
-    save_checkpoint,
-    write_run_config,
-)
+from .checkpoint import TrainerState, checkpoint_dir, load_training_state, save_checkpoint
 from .config import TrainConfig
 from .envs import make_envs
 from .finite import guard
 from .gae import compute_gae
 from .history import EpisodeHistory, sentences_of
+from .loop import Budget, make_optimizer, set_learning_rate
 from .metrics import SUCCESS_MIN_EPISODES, SUCCESS_WINDOW, MetricsLogger, running_success_rate
 from .reporter import ProgressReporter
+from .run_directory import resume_point, write_run_config
 from .run_lock import RunLock
+from .sources import load_init_policy
 from .update import ppo_update
 
 __all__ = [
@@ -120,57 +115,70 @@ class PPOTrainer:
         self.config = config
         self.dist = distributed.get()
         """Rank, world size and collectives (trivial for one process; distributed.py)."""
-        dist = self.dist
-        distributed.check_sizes(config, dist.world_size)
-        self.num_envs = config.env.num_envs // dist.world_size
+        distributed.check_sizes(config, self.dist.world_size)
+        self.num_envs = config.env.num_envs // self.dist.world_size
         """This process's envs (all of env.num_envs for one process)."""
         self.output_dir = Path(config.run.output_dir)
         if config.run.torch_threads:
             torch.set_num_threads(config.run.torch_threads)
-        seed_everything(config.run.seed + dist.rank)  # each process samples its own actions
+        seed_everything(config.run.seed + self.dist.rank)  # each process samples its own actions
 
-        self.lock = RunLock(self.output_dir) if dist.is_main else None
-        """Held until train() ends: a second job in this run directory is refused (run_lock.py).
+        self.lock = RunLock(self.output_dir) if self.dist.is_main else None
+        """Held until `close()`: a second job in this run directory is refused (run_lock.py).
         Under a launcher the main process holds it for the run."""
-        device = dist.policy_device(config.policy.device)
-        # The main process first (it tidies the run directory, builds or fetches the model into
-        # the shared cache), then the others.
-        with dist.main_first():
-            resume_from = resume_point(config)
-            if resume_from is not None:
-                overrides = {"device": device} if dist.enabled else {}
-                policy = LLMPolicy.from_pretrained(resume_from / "policy", **overrides)
-            elif policy is None:
-                # run.init_from: the weights a new run starts from (checkpoint.load_init_policy)
-                policy = load_init_policy(config) or LLMPolicy(
-                    dataclasses.replace(config.policy, device=device)
-                )
-        self.policy = policy
+        resume_from, self.policy = self._policy_to_train(policy)
         """The plain policy: rollouts, values and checkpoints."""
-        self.model = dist.prepare(policy)
+        self.model = self.dist.prepare(self.policy)
         """What the update runs forward and backward: DDP over `policy` under a launcher
         (gradients averaged across processes), `policy` itself for one process."""
-
-        self.optimizer = self._make_optimizer()
+        self.optimizer = make_optimizer(self.policy.trainable_parameters(), config.ppo)
         self.scaler = (
-            torch.amp.GradScaler(policy.device.type)
-            if needs_grad_scaler(policy.config.dtype)
+            torch.amp.GradScaler(self.policy.device.type)
+            if needs_grad_scaler(self.policy.config.dtype)
             else None
         )
         """fp16 mixed precision's loss scaler (update.py); None for fp32 and bf16. Not saved in
         checkpoints: a resumed run starts from the default scale, which adapts in a few steps."""
-        self.shuffle = torch.Generator().manual_seed(config.run.seed + dist.rank)
+        self.shuffle = torch.Generator().manual_seed(config.run.seed + self.dist.rank)
         """Orders the minibatches (and the warm start's); one stream per process."""
         self.state = TrainerState()
+        """Counters saved in checkpoints: update, frames, episodes, time, the success window."""
         if resume_from is not None:
-            self.state = load_training_state(resume_from, self.optimizer, self.shuffle)
-            if dist.enabled:
-                # The checkpoint holds the main process's RNG streams: give each process its own
-                # again (any number of processes may resume, the global sizes being the same).
-                seed = distributed.resume_seed(config.run.seed, self.state.update, dist.rank)
-                seed_everything(seed)
-                self.shuffle.manual_seed(seed)
+            self._restore(resume_from)
+        self._start_envs()
+        self.logger = self._open_logger(resumed=resume_from is not None)
+        self.reporter = ProgressReporter(config, main_process=self.dist.is_main)
 
+    def _policy_to_train(self, given: LLMPolicy | None) -> tuple[Path | None, LLMPolicy]:
+        """(the checkpoint this run resumes from or None, the policy to train): the checkpoint's
+        policy on a resume; else `given`, or the weights of run.init_from, or a fresh policy
+        built from config.policy. The main process goes first (it tidies the run directory and
+        builds or fetches the model into the shared cache), then the others."""
+        config, dist = self.config, self.dist
+        device = dist.policy_device(config.policy.device)
+        with dist.main_first():
+            resume_from = resume_point(config)
+            if resume_from is not None:
+                overrides = {"device": device} if dist.enabled else {}
+                return resume_from, LLMPolicy.from_pretrained(resume_from / "policy", **overrides)
+            if given is not None:
+                return None, given
+            fresh = dataclasses.replace(config.policy, device=device)
+            return None, load_init_policy(config) or LLMPolicy(fresh)
+
+    def _restore(self, checkpoint: Path) -> None:
+        """The optimiser, RNG streams and counters of `checkpoint`."""
+        self.state = load_training_state(checkpoint, self.optimizer, self.shuffle)
+        if self.dist.enabled:
+            # The checkpoint holds the main process's RNG streams: give each process its own
+            # again (any number of processes may resume, the global sizes being the same).
+            seed = distributed.resume_seed(self.config.run.seed, self.state.update, self.dist.rank)
+            seed_everything(seed)
+            self.shuffle.manual_seed(seed)
+
+    def _start_envs(self) -> None:
+        """This process's envs, reset, with the episode statistics and prompt histories."""
+        config = self.config
         envs = make_envs(config, self.num_envs)
         self.action_names: list[str] = list(envs.get_attr("action_names")[0])
         self.envs = RecordEpisodeStatistics(envs, buffer_length=SUCCESS_WINDOW)
@@ -186,32 +194,25 @@ class PPOTrainer:
         obs, _ = self.envs.reset(
             seed=config.run.seed
             + config.env.num_envs * self.state.update
-            + dist.rank * self.num_envs
+            + self.dist.rank * self.num_envs
         )
         self.history.start_all(obs)
         # the success window; gymnasium annotates the queue as float64, a float reads the same
         self.envs.return_queue.extend(self.state.recent_returns)  # type: ignore[arg-type]
         self.recent_returns.extend(self.state.recent_returns)
 
-        self.logger: MetricsLogger | None = None
-        if dist.is_main:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            write_run_config(self.output_dir, config.to_json())
-            self.logger = MetricsLogger(
-                self.output_dir,
-                tensorboard=config.run.tensorboard,
-                keep_until_update=self.state.update if resume_from is not None else None,
-            )
-        self.reporter = ProgressReporter(config, main_process=dist.is_main)
-
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        p = self.config.ppo
-        params = self.policy.trainable_parameters()
-        if p.optimizer == "adamw":
-            return torch.optim.AdamW(
-                params, lr=p.learning_rate, eps=p.adam_eps, weight_decay=p.weight_decay
-            )
-        return torch.optim.Adam(params, lr=p.learning_rate, eps=p.adam_eps)
+    def _open_logger(self, *, resumed: bool) -> MetricsLogger | None:
+        """The run's config.json and metrics logger, on the main process (None elsewhere); a
+        resumed run keeps the metrics rows up to its checkpoint's update."""
+        if not self.dist.is_main:
+            return None
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        write_run_config(self.output_dir, self.config.to_json())
+        return MetricsLogger(
+            self.output_dir,
+            tensorboard=self.config.run.tensorboard,
+            keep_until_update=self.state.update if resumed else None,
+        )
 
     # ----------------------------------------------------------------------------------- rollout
     @torch.no_grad()
@@ -352,12 +353,12 @@ class PPOTrainer:
             if cfg.warm_start.demo_frames and self.state.update == 0 and not self.state.demo_frames:
                 self.warm_start()
             self.reporter.start(self.state.frames)
-            while self.state.frames < cfg.ppo.total_frames and not self._out_of_time():
+            budget = Budget.of(cfg)
+            while budget.allows_more(self.state.frames, self.state.elapsed_s):
                 self._stop_if_signalled()  # between two updates (or after the warm start)
                 start = time.perf_counter()
-                lr = self.config.learning_rate_at(self.state.update)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
+                lr = cfg.learning_rate_at(self.state.update)
+                set_learning_rate(self.optimizer, lr)
                 with guard(self.state.update + 1):  # NaN logits: our error, not torch's
                     rollout, metrics = self.collect_rollout()
                     metrics.update(self.update(rollout))
@@ -482,10 +483,6 @@ class PPOTrainer:
         self.state.elapsed_s += done.seconds
         self.save()
         return done.epochs
-
-    def _out_of_time(self) -> bool:
-        limit = self.config.run.max_minutes
-        return limit is not None and self.state.elapsed_s >= 60 * limit
 
     def save(self) -> Path:
         """Checkpoint the current update (checkpoint.py); returns its directory.

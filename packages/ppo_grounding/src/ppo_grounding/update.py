@@ -50,17 +50,16 @@ def ppo_update(
     shuffle: torch.Generator,
     *,
     update: int,
-    processes: distributed.Distributed | None = None,
+    processes: distributed.Distributed = distributed.ONE_PROCESS,
     scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, float]:
     """PPO epochs over `batch`; returns the losses/* metrics of the update.
 
     `params` are the trainable parameters (a list: clip_grad_norm_ must see every gradient),
     `shuffle` orders the minibatches, `update` (1-based) names the update in a NonFiniteError.
-    `processes` is the trainer's Distributed; None is one process (the symbolic baseline).
+    `processes` is the trainer's Distributed (default: one process, as the symbolic baseline runs).
     `scaler`: the gradient scaler of fp16 mixed precision (None for fp32 and bf16).
     """
-    processes = processes if processes is not None else distributed.Distributed(one_process=True)
     minibatch_size = p.minibatch_size // processes.world_size  # this process's share
     sums: dict[str, float] = {}
     steps = 0

@@ -38,7 +38,7 @@ meets the same episodes as every baseline here.
 """
 
 from ..evaluate import ExpertAgent, PolicyAgent, RandomAgent
-from .cloning import CLONE_ONLY_MINUTES, clone_expert
+from .cloning import clone_expert
 from .drrn import DRRNAgent, DRRNConfig, DRRNetwork, DRRNPolicy, DRRNTrainer
 from .symbolic import (
     SymbolicActorCritic,
@@ -51,7 +51,6 @@ from .symbolic import (
 from .text import WordVocabulary
 
 __all__ = [
-    "CLONE_ONLY_MINUTES",
     "DRRNAgent",
     "DRRNConfig",
     "DRRNPolicy",

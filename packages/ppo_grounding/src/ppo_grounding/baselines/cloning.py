@@ -1,10 +1,7 @@
 """Behaviour cloning of the expert as a baseline: the warm start alone, saved as a run checkpoint.
 
-`clone_expert` runs `PPOTrainer.train` with `warm_start.demo_frames` set and a time budget
-(`run.max_minutes`) far shorter than any warm start, CLONE_ONLY_MINUTES: the trainer imitates the
-expert (imitation.warm_start), checkpoints update 0, and stops before the first PPO update (the
-budget is checked before every update, and the warm start's time counts in it). What it leaves is
-an ordinary run directory:
+`clone_expert` builds a `PPOTrainer` and runs only its warm start (imitation.warm_start), which
+checkpoints update 0; no PPO update runs. What it leaves is an ordinary run directory:
 
     <output_dir>/config.json  metrics.jsonl (empty)  warm_start.json
     <output_dir>/checkpoints/update_000000/  (policy/, optimizer, rng, trainer_state.json, ...)
@@ -12,8 +9,7 @@ an ordinary run directory:
 so `evaluate`/`load_policy` read it like any run, and PPO can continue it:
 
 - the same run: `ppo-grounding train <the same options> --run.resume` (the same options include
-  `--warm-start.demo-frames`; the saved run.max_minutes may change on resume, like
-  ppo.total_frames; the warm start is not repeated because the checkpoint records its
+  `--warm-start.demo-frames`; the warm start is not repeated because the checkpoint records its
   demo_frames);
 - a new run from the cloned policy, with fresh counters and optimiser in another directory:
   `ppo-grounding train --run.init-from <output_dir> --run.output-dir NEW`, or
@@ -25,13 +21,10 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from ..config import TrainConfig
-
-CLONE_ONLY_MINUTES = 1e-9
-"""The run.max_minutes of a cloning run: over as soon as the warm start has taken any time."""
+from ..checkpoint import latest_checkpoint
+from ..config import TrainConfig
+from ..trainer import PPOTrainer
 
 
 def clone_expert(
@@ -44,10 +37,8 @@ def clone_expert(
     config.warm_start's), saved as update 0 of a run in `output_dir` (None: config.run.output_dir).
 
     Returns the checkpoint directory. `config` is not modified; the run's saved config is a copy
-    with those values and run.max_minutes = CLONE_ONLY_MINUTES.
+    with those values.
     """
-    from ..checkpoint import latest_checkpoint
-    from ..trainer import PPOTrainer
 
     config = copy.deepcopy(config)
     if demo_frames is not None:
@@ -68,13 +59,6 @@ def clone_expert(
             "run.init_from: clone_expert starts from a fresh policy; pass run.init_from=None "
             "(and start a PPO run from the clone with run.init_from instead)."
         )
-    # stop before the first PPO update, right after the warm start
-    config.run.max_minutes = CLONE_ONLY_MINUTES
-    trainer = PPOTrainer(config)
-    state = trainer.train()
-    if state.update != 0 or not state.demo_frames:
-        raise RuntimeError(
-            f"clone_expert ran {state.update} PPO updates (expected none after the warm start): "
-            "the trainer no longer checks run.max_minutes before its first update."
-        )
+    with PPOTrainer(config) as trainer:
+        trainer.warm_start()  # checkpoints update 0
     return latest_checkpoint(config.run.output_dir)

@@ -43,6 +43,7 @@ from torch import nn
 
 from ..envs import make_envs
 from ..history import EpisodeHistory
+from ..loop import Budget
 from ..metrics import SUCCESS_WINDOW, running_success_rate
 from .text import (
     GRUEncoder,
@@ -301,10 +302,6 @@ class DRRNTrainer:
             self.target.load_state_dict(self.network.state_dict())
         return float(loss.detach()), float(q_taken.detach().mean())
 
-    def _out_of_time(self) -> bool:
-        limit = self.config.run.max_minutes
-        return limit is not None and self.elapsed_s >= 60 * limit
-
     def success_rate(self) -> float:
         return running_success_rate(self.envs.return_queue)
 
@@ -317,7 +314,8 @@ class DRRNTrainer:
         vector_steps = 0
         start = time.perf_counter()
         try:
-            while self.frames < cfg.ppo.total_frames and not self._out_of_time():
+            budget = Budget.of(cfg)  # the same frames and minutes as PPO's
+            while budget.allows_more(self.frames, self.elapsed_s):
                 action = self.act(states)
                 obs, reward, terminated, truncated, _ = self.envs.step(action)
                 done = terminated | truncated

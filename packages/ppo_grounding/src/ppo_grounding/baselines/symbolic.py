@@ -52,6 +52,7 @@ from torch import nn
 from ..buffer import Batch
 from ..envs import make_envs
 from ..gae import compute_gae
+from ..loop import Budget, make_optimizer, set_learning_rate
 from ..metrics import SUCCESS_WINDOW, running_success_rate
 from ..update import ppo_update
 from .text import GRUEncoder, WordVocabulary, load_network, read_network_meta, save_network
@@ -216,18 +217,7 @@ class SymbolicPPOTrainer:
         self.policy = SymbolicPolicy(
             SymbolicActorCritic(len(self.vocabulary), model_config), self.vocabulary
         )
-        p = config.ppo
-        if p.optimizer == "adamw":
-            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
-                self.model.parameters(),
-                lr=p.learning_rate,
-                eps=p.adam_eps,
-                weight_decay=p.weight_decay,
-            )
-        else:
-            self.optimizer = torch.optim.Adam(
-                self.model.parameters(), lr=p.learning_rate, eps=p.adam_eps
-            )
+        self.optimizer = make_optimizer(self.model.parameters(), config.ppo)
         self.shuffle = torch.Generator().manual_seed(config.run.seed)
         self.envs = RecordEpisodeStatistics(
             make_symbolic_envs(config), buffer_length=SUCCESS_WINDOW
@@ -345,18 +335,14 @@ class SymbolicPPOTrainer:
     def success_rate(self) -> float:
         return running_success_rate(self.envs.return_queue)
 
-    def _out_of_time(self) -> bool:
-        limit = self.config.run.max_minutes
-        return limit is not None and self.elapsed_s >= 60 * limit
-
     def train(self) -> list[dict[str, float]]:
         cfg = self.config
         try:
-            while self.frames < cfg.ppo.total_frames and not self._out_of_time():
+            budget = Budget.of(cfg)
+            while budget.allows_more(self.frames, self.elapsed_s):
                 start = time.perf_counter()
-                lr = self.config.learning_rate_at(self.update_count)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
+                lr = cfg.learning_rate_at(self.update_count)
+                set_learning_rate(self.optimizer, lr)
                 metrics = self.update(self.collect_rollout())
                 self.update_count += 1
                 self.frames += cfg.batch_size
