@@ -14,6 +14,7 @@ settings; only the way the policy is computed differs:
 Each pipeline runs warm-up updates, then timed updates; the ratio is printed. Run it alone.
 """
 
+import contextlib
 import shutil
 import tempfile
 import time
@@ -35,8 +36,20 @@ class PaperEraPolicy(nn.Module):
         self.policy = policy
         self.candidates_per_batch = candidates_per_batch
 
+    @property
+    def config(self) -> PolicyConfig:
+        return self.policy.config
+
+    @property
+    def device(self) -> torch.device:
+        return self.policy.device
+
     def trainable_parameters(self):
         return self.policy.trainable_parameters()
+
+    def remember_outputs(self):
+        """The paper-era pipeline scored every prompt of a rollout anew: nothing remembered."""
+        return contextlib.nullcontext()
 
     def save_pretrained(self, path):
         return self.policy.save_pretrained(path)

@@ -1,5 +1,5 @@
-"""The paper-scale benchmark and the GPU smoke test run as scripts: their pipelines are checked
-here at test size (their figures come from full runs, never from tests)."""
+"""Benchmark scripts run as scripts: their pipelines are checked here at test size (their figures
+come from full runs, never from tests)."""
 
 import json
 import os
@@ -53,3 +53,15 @@ def test_gpu_smoke_says_there_is_no_cuda_and_exits_0(tmp_path):
     done = run("gpu_smoke.py", tmp_path=tmp_path)
     assert done.returncode == 0
     assert "no CUDA device here" in done.stdout and "nothing run" in done.stdout
+
+
+@pytest.mark.slow
+def test_ppo_throughput_runs_both_pipelines(tmp_path):
+    done = run(
+        "ppo_throughput.py",
+        *("--num-envs", "2", "--num-steps", "2", "--minibatch-size", "4"),
+        *("--warmup-updates", "0", "--updates", "1", "--threads", "1"),
+        tmp_path=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "paper-era" in done.stdout and "speed-up ours / paper-era:" in done.stdout
