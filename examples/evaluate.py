@@ -24,7 +24,7 @@ class Args:
 
 
 def main(args: Args) -> None:
-    policy, config = load_policy_for_eval(args.run)
+    policy, config = load_policy_for_eval(args.run, report=print)  # which checkpoint it read
     env_id = args.env_id or config.env.env_id
     common = dict(
         episodes=args.episodes,

@@ -47,7 +47,9 @@ def test_quickstart_trains_evaluates_and_plots(tmp_path, monkeypatch, capsys):
     assert (out / "learning_curve.png").is_file()
 
     run_example("evaluate.py", [str(out), "--episodes", "3"], monkeypatch)
-    assert "trained policy" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "trained policy" in text
+    assert f"loaded {out / 'checkpoints' / 'update_000001'} (update 1, 16 frames)" in text
 
 
 @pytest.mark.slow
