@@ -18,7 +18,7 @@ reduced batch. Reported per row:
 - train GiB: the most resident memory (VmRSS, sampled every 50 ms) from then until the update's
   metrics row is written: the rollout and the update;
 - save GiB: the peak since the reset, read when the process ends: training and the final
-  checkpoint;
+  checkpoint (at least the train GiB: the kernel's own peak can lag a sampled one);
 - plan GiB: `plan_memory` for the same config (tokens per prompt measured here with the model's
   tokenizer), and plan / train.
 
@@ -179,7 +179,9 @@ def run_row(row: str, args: Args) -> dict:
         "s_per_frame": 1 / sps,
         "peak_train_gib": train_peak[0] / 2**20,
         "peak_load_gib": (load_peak or 0) / 2**20,
-        "peak_save_gib": usage.ru_maxrss / 2**20,
+        # The kernel updates its high-water mark lazily: memory handed back with madvise can
+        # leave it below a resident size the sampler saw during training, in the same window.
+        "peak_save_gib": max(usage.ru_maxrss, train_peak[0]) / 2**20,
         "wall_s": wall,
     }
 

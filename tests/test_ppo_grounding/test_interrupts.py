@@ -137,7 +137,7 @@ def test_the_first_signal_stops_after_the_update_saving_if_the_last_save_is_old(
     else:
         assert not (tmp_path / "checkpoints").exists()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
-    assert not trainer.lock.held
+    assert not trainer.run_dir.lock.held
 
 
 def test_a_second_signal_stops_at_once_without_saving(tmp_path, monkeypatch):
@@ -150,7 +150,7 @@ def test_a_second_signal_stops_at_once_without_saving(tmp_path, monkeypatch):
         trainer.train()
     assert stopped.value.at_once
     assert trainer.state.update == 0 and not (tmp_path / "checkpoints").exists()
-    assert not trainer.lock.held
+    assert not trainer.run_dir.lock.held
 
 
 @pytest.mark.slow

@@ -90,7 +90,7 @@ def test_within_one_process_a_new_lock_takes_over(tmp_path):
 @pytest.mark.slow
 def test_a_trainer_holds_the_lock_until_train_ends(tmp_path):
     trainer = PPOTrainer(tiny_config(tmp_path / "run", total_frames=16))
-    assert trainer.lock.held
+    assert trainer.run_dir.lock.held
     probe = subprocess.run(
         [sys.executable, "-c", HOLDER, str(tmp_path / "run")],
         input="",
@@ -99,7 +99,7 @@ def test_a_trainer_holds_the_lock_until_train_ends(tmp_path):
     )
     assert probe.returncode != 0 and "RunLockedError" in probe.stderr
     trainer.train()
-    assert not trainer.lock.held
+    assert not trainer.run_dir.lock.held
     probe = subprocess.run(
         [sys.executable, "-c", HOLDER, str(tmp_path / "run")], input="", capture_output=True
     )

@@ -8,6 +8,8 @@
 A new run refuses a directory that already holds a run; a resumed run continues from the latest
 checkpoint, whose config must be this run's except for RESUMABLE_CHANGES (`resume_point`);
 `ppo-grounding train --run.resume` starts from the run's own config (`resume_defaults`).
+`RunDirectory` is a training job's hold on its directory, from its start to `close()`: the lock,
+the checkpoint it resumes from, config.json and the metrics logger.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from .checkpoint import (
     read_json_file,
 )
 from .config import TrainConfig
-from .metrics import METRICS_FILE, read_metrics
+from .metrics import METRICS_FILE, MetricsLogger, read_metrics
+from .run_lock import RunLock
 
 RESUMABLE_CHANGES = frozenset(
     {
@@ -49,6 +52,46 @@ RESUMABLE_CHANGES = frozenset(
 )
 """Config fields that may differ between a run and its resumption; anything else must match.
 (run.output_dir: the directory the checkpoint was found in is the run, wherever it was moved.)"""
+
+
+class RunDirectory:
+    """One training job's hold on `config.run.output_dir` until `close()`.
+
+    The main process (`main=True`) takes the run's lock at once (run_lock.py: a second job in
+    the directory is refused) and later writes config.json and the metrics; the other processes
+    of a multi-process run hold nothing here.
+    """
+
+    def __init__(self, config: TrainConfig, *, main: bool = True) -> None:
+        self.config = config
+        self.path = Path(config.run.output_dir)
+        self.lock = RunLock(self.path) if main else None
+        """Held until `close()`; None on the processes other than the main one."""
+        self.logger: MetricsLogger | None = None
+        """metrics.jsonl and TensorBoard, once `start_logging` ran on the main process."""
+
+    def resume_point(self) -> Path | None:
+        """The checkpoint this run continues from, or None (module function `resume_point`)."""
+        return resume_point(self.config)
+
+    def start_logging(self, *, keep_until_update: int | None) -> MetricsLogger | None:
+        """Write the run's config.json and open its metrics logger (the main process only;
+        None elsewhere). A resumed run keeps the metrics rows up to `keep_until_update`."""
+        if self.lock is None:
+            return None
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_run_config(self.path, self.config.to_json())
+        self.logger = MetricsLogger(
+            self.path, tensorboard=self.config.run.tensorboard, keep_until_update=keep_until_update
+        )
+        return self.logger
+
+    def close(self) -> None:
+        """Close the logger and release the lock (both may be closed again: a no-op)."""
+        if self.logger is not None:
+            self.logger.close()
+        if self.lock is not None:
+            self.lock.release()
 
 
 def resume_point(config: TrainConfig) -> Path | None:

@@ -66,10 +66,9 @@ from .finite import guard
 from .gae import compute_gae
 from .history import EpisodeHistory, sentences_of
 from .loop import Budget, make_optimizer, set_learning_rate
-from .metrics import SUCCESS_MIN_EPISODES, SUCCESS_WINDOW, MetricsLogger, running_success_rate
+from .metrics import SUCCESS_MIN_EPISODES, SUCCESS_WINDOW, running_success_rate
 from .reporter import ProgressReporter
-from .run_directory import resume_point, write_run_config
-from .run_lock import RunLock
+from .run_directory import RunDirectory
 from .sources import load_init_policy
 from .update import ppo_update
 
@@ -123,9 +122,9 @@ class PPOTrainer:
             torch.set_num_threads(config.run.torch_threads)
         seed_everything(config.run.seed + self.dist.rank)  # each process samples its own actions
 
-        self.lock = RunLock(self.output_dir) if self.dist.is_main else None
-        """Held until `close()`: a second job in this run directory is refused (run_lock.py).
-        Under a launcher the main process holds it for the run."""
+        self.run_dir = RunDirectory(config, main=self.dist.is_main)
+        """The run's lock (held until `close()`: a second job in the directory is refused),
+        config.json and metrics logger; under a launcher only the main process holds them."""
         resume_from, self.policy = self._policy_to_train(policy)
         """The plain policy: rollouts, values and checkpoints."""
         self.model = self.dist.prepare(self.policy)
@@ -146,7 +145,9 @@ class PPOTrainer:
         if resume_from is not None:
             self._restore(resume_from)
         self._start_envs()
-        self.logger = self._open_logger(resumed=resume_from is not None)
+        self.logger = self.run_dir.start_logging(
+            keep_until_update=self.state.update if resume_from is not None else None
+        )
         self.reporter = ProgressReporter(config, main_process=self.dist.is_main)
 
     def _policy_to_train(self, given: LLMPolicy | None) -> tuple[Path | None, LLMPolicy]:
@@ -157,7 +158,7 @@ class PPOTrainer:
         config, dist = self.config, self.dist
         device = dist.policy_device(config.policy.device)
         with dist.main_first():
-            resume_from = resume_point(config)
+            resume_from = self.run_dir.resume_point()
             if resume_from is not None:
                 overrides = {"device": device} if dist.enabled else {}
                 return resume_from, LLMPolicy.from_pretrained(resume_from / "policy", **overrides)
@@ -200,19 +201,6 @@ class PPOTrainer:
         # the success window; gymnasium annotates the queue as float64, a float reads the same
         self.envs.return_queue.extend(self.state.recent_returns)  # type: ignore[arg-type]
         self.recent_returns.extend(self.state.recent_returns)
-
-    def _open_logger(self, *, resumed: bool) -> MetricsLogger | None:
-        """The run's config.json and metrics logger, on the main process (None elsewhere); a
-        resumed run keeps the metrics rows up to its checkpoint's update."""
-        if not self.dist.is_main:
-            return None
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        write_run_config(self.output_dir, self.config.to_json())
-        return MetricsLogger(
-            self.output_dir,
-            tensorboard=self.config.run.tensorboard,
-            keep_until_update=self.state.update if resumed else None,
-        )
 
     # ----------------------------------------------------------------------------------- rollout
     @torch.no_grad()
@@ -439,15 +427,12 @@ class PPOTrainer:
         raise TrainingInterrupted(signum)
 
     def close(self) -> None:
-        """Release what the trainer holds: progress bar, logger, envs and the run lock. `train`
+        """Release what the trainer holds: progress bar, envs, logger and the run lock. `train`
         calls it when it ends; a trainer driven step by step (collect_rollout, update) is closed
         by its caller, or used as a context manager."""
         self.reporter.close()
-        if self.logger is not None:
-            self.logger.close()
         self.envs.close()
-        if self.lock is not None:
-            self.lock.release()
+        self.run_dir.close()
 
     def __enter__(self) -> PPOTrainer:
         return self
