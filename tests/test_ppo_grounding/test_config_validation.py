@@ -196,3 +196,28 @@ def test_policy_fields_changed_after_construction_are_checked_by_validate(name, 
         config.validate()
     with pytest.raises(ValueError, match=rf"PolicyConfig\.{name} must be"):
         TrainConfig.from_dict({"policy": {name: value}})
+
+
+def test_an_unchanged_config_is_validated_once_and_a_changed_one_again(tmp_path, monkeypatch):
+    # the command line validates before anything is built, the trainer validates what it is
+    # given: validate_if_changed runs the checks only when a field changed since they passed
+    config = tiny_config(tmp_path)
+    config.validate(check_device=False)
+    calls = []
+    real_validate = TrainConfig.validate
+    monkeypatch.setattr(
+        TrainConfig, "validate", lambda self, **kw: calls.append(kw) or real_validate(self, **kw)
+    )
+    config.validate_if_changed(check_device=False)
+    assert calls == []
+    config.validate_if_changed()  # the device was not checked yet
+    assert calls == [{"check_paths": True, "check_device": True}]
+    config.validate_if_changed()
+    assert len(calls) == 1
+    config.ppo.num_steps = 0  # changed after the checks passed: checked again, and refused
+    with pytest.raises(ValueError, match="ppo.num_steps=0"):
+        config.validate_if_changed()
+    config.ppo.num_steps = 4
+    config.policy.lora_dropout = math.nan  # a policy field counts too
+    with pytest.raises(ValueError, match="lora_dropout"):
+        config.validate_if_changed()

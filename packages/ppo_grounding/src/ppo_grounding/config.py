@@ -6,6 +6,7 @@ checked once, at start, by `TrainConfig.validate()`, whose errors say how to fix
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import json
@@ -167,6 +168,16 @@ def check_env_id(env_id: Any, field: str = "env.env_id") -> None:
 
 _OWN_SECTIONS = ("env", "ppo", "warm_start", "run")
 """The sections whose fields `TrainConfig.validate` type-checks (the policy checks its own)."""
+
+
+def _snapshot(config: TrainConfig) -> tuple[Any, ...]:
+    """Every field of every section with its type (a seed changed from 0 to False is a change),
+    copied so that a list changed in place is a change too."""
+    return tuple(
+        (type(value), copy.deepcopy(value))
+        for section in (getattr(config, f.name) for f in dataclasses.fields(config))
+        for value in (getattr(section, g.name) for g in dataclasses.fields(section))
+    )
 
 
 def _type_errors(section: str, obj: Any) -> list[str]:
@@ -406,6 +417,20 @@ class TrainConfig:
             )
         if errors:
             raise ValueError("Invalid training config:\n  - " + "\n  - ".join(errors))
+        self._validated = (_snapshot(self), check_paths, check_device)
+
+    def validate_if_changed(self, *, check_paths: bool = True, check_device: bool = True) -> None:
+        """`validate()` unless the last `validate()` accepted every field's present value (and
+        type) with at least these checks. The command line validates before it builds anything,
+        and the trainer, which is public API, validates what it is given: an unchanged config is
+        checked once."""
+        snapshot, paths_checked, device_checked = getattr(self, "_validated", (None, False, False))
+        if (
+            snapshot != _snapshot(self)
+            or (check_paths and not paths_checked)
+            or (check_device and not device_checked)
+        ):
+            self.validate(check_paths=check_paths, check_device=check_device)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)

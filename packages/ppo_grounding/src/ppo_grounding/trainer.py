@@ -110,7 +110,7 @@ class PPOTrainer:
     built from config.policy) with PPO in config.env."""
 
     def __init__(self, config: TrainConfig, policy: LLMPolicy | None = None) -> None:
-        config.validate()
+        config.validate_if_changed()  # the command line has checked it, unless changed since
         self.config = config
         self.dist = distributed.get()
         """Rank, world size and collectives (trivial for one process; distributed.py)."""

@@ -213,7 +213,7 @@ class DRRNTrainer:
     train once per trainer."""
 
     def __init__(self, config: TrainConfig, drrn: DRRNConfig | None = None) -> None:
-        config.validate()
+        config.validate_if_changed()
         self.config, self.drrn = config, drrn or DRRNConfig()
         if config.run.torch_threads:
             torch.set_num_threads(config.run.torch_threads)

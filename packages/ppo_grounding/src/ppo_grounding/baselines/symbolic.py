@@ -208,7 +208,7 @@ class SymbolicPPOTrainer:
     def __init__(
         self, config: TrainConfig, model_config: SymbolicModelConfig | None = None
     ) -> None:
-        config.validate()
+        config.validate_if_changed()
         self.config = config
         if config.run.torch_threads:
             torch.set_num_threads(config.run.torch_threads)
