@@ -1,4 +1,5 @@
-"""Data-parallel throughput: frames/s of one process x 2 threads vs 2 processes x 1 thread.
+"""Data-parallel throughput: frames/s of one process x 2 threads vs 2 processes x 1 thread,
+replicated (DDP) and sharded (--dist.shard), with the memory each process holds.
 
     python benchmarks/distributed_throughput.py
     python benchmarks/distributed_throughput.py --updates 2 --num-envs 4 --num-steps 4 \\
@@ -9,7 +10,11 @@ scratch, 16 envs x 32 steps, minibatches of 128: the global sizes), in
 BabyAI-Text-GoToLocal-v0, with the same seed:
 - one process without a launcher, torch with 2 threads;
 - `torchrun --standalone --nproc_per_node 2`, 1 thread each (gloo): each process steps 8 envs and
-  takes 64 transitions of each minibatch, and DDP averages the gradients.
+  takes 64 transitions of each minibatch, and DDP averages the gradients;
+- the same launch with `--dist.shard`: the policy sharded across the processes (torch FSDP2),
+  each gathering the weights it computes with and reduce-scattering the gradients.
+For each run it also prints memory/weights_and_adam_gib, the weights and Adam state held by the
+fullest process (its shards when sharded).
 Frames/s is counted over the updates after the warm-up ones, from the run's own metrics.jsonl
 (time/elapsed_s: rollout + update, checkpoints excluded). The ratio is printed. Run it alone on
 the machine: with 2 cores, anything else running changes both figures.
@@ -54,6 +59,8 @@ class Args:
     """Give up on a run after this long."""
     ceiling: bool = True
     """Also run N independent 1-thread processes at once, each with one process's share."""
+    shard: bool = True
+    """Also run the launch sharded (--dist.shard)."""
 
 
 def train_command(
@@ -100,6 +107,11 @@ def frames_per_second(output_dir: Path, warmup_updates: int) -> float:
     )
 
 
+def held_mib(output_dir: Path) -> float:
+    """The weights and optimiser state of the run's fullest process, MiB."""
+    return read_metrics(output_dir)[-1]["memory/weights_and_adam_gib"] * 1024
+
+
 def run(commands: list[list[str]], threads: int, timeout_s: float) -> None:
     """Runs the commands at the same time and waits for all of them."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -119,25 +131,36 @@ def main(args: Args) -> None:
     batch = num_envs * (args.num_steps or preset.ppo.num_steps)
     n = args.processes
     with tempfile.TemporaryDirectory() as tmp:
-        single, parallel = Path(tmp) / "one", Path(tmp) / "many"
+        single, parallel, sharded = Path(tmp) / "one", Path(tmp) / "many", Path(tmp) / "shard"
         cli = [sys.executable, "-m", "ppo_grounding.cli"]
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
         print(f"{args.env_id}, offline preset, global batch {batch}, {args.updates} timed updates")
         run([cli + train_command(args, single, n, batch)], n, args.timeout_s)
         one = frames_per_second(single, args.warmup_updates)
-        print(f"  1 process  x {n} threads: {one:8.1f} frames/s")
-        run(
-            [
-                launcher
-                + ["--nproc_per_node", str(n), "-m", "ppo_grounding.cli"]
-                + train_command(args, parallel, 1, batch)
-            ],
-            1,
-            args.timeout_s,
+        print(
+            f"  1 process  x {n} threads: {one:8.1f} frames/s; {held_mib(single):.1f} MiB of weights and Adam state"
         )
+        launched = launcher + ["--nproc_per_node", str(n), "-m", "ppo_grounding.cli"]
+        run([launched + train_command(args, parallel, 1, batch)], 1, args.timeout_s)
         many = frames_per_second(parallel, args.warmup_updates)
-        print(f"  {n} processes x 1 thread:  {many:8.1f} frames/s (DDP)")
+        print(
+            f"  {n} processes x 1 thread:  {many:8.1f} frames/s (DDP); "
+            f"{held_mib(parallel):.1f} MiB per process"
+        )
         print(f"  ratio: {many / one:.2f}x (goal >= 1.5x on 2 idle cores)")
+        if args.shard:
+            run(
+                [launched + train_command(args, sharded, 1, batch) + ["--dist.shard"]],
+                1,
+                args.timeout_s,
+            )
+            shards = frames_per_second(sharded, args.warmup_updates)
+            print(
+                f"  {n} processes x 1 thread:  {shards:8.1f} frames/s (sharded); "
+                f"{held_mib(sharded):.1f} MiB per process = "
+                f"{held_mib(sharded) / held_mib(parallel):.2f} of DDP's; "
+                f"{shards / many:.2f}x DDP's frames/s"
+            )
         if args.ceiling:
             alone = [Path(tmp) / f"alone-{i}" for i in range(n)]
             run([cli + train_command(args, d, 1, batch, share=n) for d in alone], 1, args.timeout_s)

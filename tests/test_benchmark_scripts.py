@@ -65,3 +65,18 @@ def test_ppo_throughput_runs_both_pipelines(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "paper-era" in done.stdout and "speed-up ours / paper-era:" in done.stdout
+
+
+@pytest.mark.slow
+def test_distributed_throughput_runs_one_process_ddp_and_sharded(tmp_path):
+    done = run(
+        "distributed_throughput.py",
+        *("--num-envs", "4", "--num-steps", "2", "--minibatch-size", "4"),
+        *("--warmup-updates", "1", "--updates", "1", "--no-ceiling"),
+        tmp_path=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "frames/s (DDP)" in done.stdout and "frames/s (sharded)" in done.stdout
+    # the sharded processes hold about half of what a replica holds
+    share = float(done.stdout.split("MiB per process = ")[1].split(" of DDP's")[0])
+    assert 0.45 < share < 0.55, done.stdout

@@ -9,7 +9,9 @@ DUMP/hashes_rank<R>.jsonl. Before its first update it also saves what a single-p
 would need to redo it: the rollout, the minibatches it took (as indices), and the parameters
 after the update (DUMP/first_update_rank<R>.pt).
 
---demo-frames N starts with a warm start on N expert steps. --fail-at U makes rank 1 fail after update U: "exception" raises, "sigkill" writes its pid to
+--demo-frames N starts with a warm start on N expert steps. --shard trains with --dist.shard
+(--finetune, --dtype: the policy's). At the end the main process saves the trained policy's
+logits and values on SCORED_PROMPTS (DUMP/scores.pt). --fail-at U makes rank 1 fail after update U: "exception" raises, "sigkill" writes its pid to
 DUMP/victim.pid and keeps training until the test kills it.
 
 --evaluate N instead evaluates, with N episodes, the agents of `evaluation_agents` and writes
@@ -42,7 +44,15 @@ MINIBATCH = 8
 TARGET_KL = 1e-9
 
 
-def worker_config(output_dir: str, total_frames: int, resume: bool, demo_frames: int = 0):
+def worker_config(
+    output_dir: str,
+    total_frames: int,
+    resume: bool,
+    demo_frames: int = 0,
+    shard: bool = False,
+    finetune: str = "full",
+    dtype: str = "float32",
+):
     # anneal_lr and target_kl: the schedule and the early stop must agree across processes. The
     # update's first minibatch re-scores the rollout's own policy (KL ~ 0); after one step the
     # KL exceeds TARGET_KL, so every update stops after its second optimiser step.
@@ -58,13 +68,22 @@ def worker_config(output_dir: str, total_frames: int, resume: bool, demo_frames:
     config.warm_start.demo_frames = demo_frames
     config.warm_start.epochs = 1
     config.run.resume = resume
+    config.dist.shard = shard
+    config.policy.finetune = finetune
+    config.policy.dtype = dtype
     return config
+
+
+def full(param: torch.Tensor) -> torch.Tensor:
+    """The whole parameter: a sharded one (a DTensor) gathered from every process (collective)."""
+    param = param.detach()
+    return param.full_tensor() if hasattr(param, "full_tensor") else param
 
 
 def param_hash(policy) -> str:
     digest = hashlib.sha256()
     for p in policy.trainable_parameters():
-        digest.update(p.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(full(p).cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -107,7 +126,11 @@ class RecordingTrainer(trainer.PPOTrainer):
                     },
                     "prompts": rollout.prompts,
                     "minibatches": taken,
-                    "params": [p.detach().clone() for p in self.policy.trainable_parameters()],
+                    "params": [full(p).clone() for p in self.policy.trainable_parameters()],
+                    "local_elements": sum(
+                        (p.to_local() if hasattr(p, "to_local") else p).numel()
+                        for p in self.policy.trainable_parameters()
+                    ),
                     "metrics": metrics,
                 },
                 self.dump_dir / f"first_update_rank{rank}.pt",
@@ -124,6 +147,12 @@ class RecordingTrainer(trainer.PPOTrainer):
             time.sleep(0.5)  # the test kills this process; until then, keep training
         return metrics
 
+
+SCORED_PROMPTS = [
+    "Goal of the agent: go to the red ball\nObservation 0: You see a wall 2 steps forward\nAction 0:",
+    "Goal of the agent: go to the red ball\nObservation 0: You see a red ball 1 step left\nAction 0:",
+]
+"""What the trained policy scores at the end (DUMP/scores.pt)."""
 
 EVAL_ENV = "BabyAI-Text-GoToLocal-v0"
 
@@ -162,6 +191,9 @@ def main() -> None:
     parser.add_argument("--fail-how", choices=("exception", "sigkill"), default="exception")
     parser.add_argument("--evaluate", type=int, default=None)
     parser.add_argument("--demo-frames", type=int, default=0, help="warm start first")
+    parser.add_argument("--shard", action="store_true", help="--dist.shard")
+    parser.add_argument("--finetune", default="full")
+    parser.add_argument("--dtype", default="float32")
     args = parser.parse_args()
     dump_dir = Path(args.dump_dir)
     dump_dir.mkdir(parents=True, exist_ok=True)
@@ -172,9 +204,32 @@ def main() -> None:
         if distributed.get().is_main:
             (dump_dir / "evaluate.json").write_text(json.dumps(results, indent=1))
         return
-    config = worker_config(args.output_dir, args.total_frames, args.resume, args.demo_frames)
+    config = worker_config(
+        args.output_dir,
+        args.total_frames,
+        args.resume,
+        args.demo_frames,
+        shard=args.shard,
+        finetune=args.finetune,
+        dtype=args.dtype,
+    )
     run = RecordingTrainer(config, dump_dir, args.fail_at, args.fail_how)
+    if args.resume and args.shard:  # the optimiser state the processes restored, gathered
+        from ppo_grounding import sharding
+
+        restored = sharding.gather_full_state(run.policy, run.optimizer)
+        if restored is not None:
+            torch.save(restored[1], dump_dir / "restored_optimizer.pt")
     state = run.train()
+    # the trained policy's outputs on fixed prompts (every process runs a sharded forward)
+    run.policy.eval()
+    with torch.no_grad():
+        out = run.policy(SCORED_PROMPTS, [run.action_names] * len(SCORED_PROMPTS))
+    if run.dist.is_main:
+        torch.save(
+            {"logits": out.logits, "values": out.values, "actions": run.action_names},
+            dump_dir / "scores.pt",
+        )
     if run.dist.is_main:
         print(f"worker done: update {state.update}, frames {state.frames}", flush=True)
 

@@ -23,7 +23,7 @@ def test_optimizer_state_round_trips_without_pickle():
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-5)
     model(torch.randn(4, 3)).sum().backward()
     optimizer.step()
-    tensors, meta = _optimizer_to_files(optimizer)
+    tensors, meta = _optimizer_to_files(optimizer.state_dict())
     restored = torch.optim.Adam(torch.nn.Linear(3, 2).parameters(), lr=0.5)
     restored.load_state_dict(_optimizer_from_files(tensors, meta))
     a, b = optimizer.state_dict(), restored.state_dict()

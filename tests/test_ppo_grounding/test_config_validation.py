@@ -38,6 +38,7 @@ NAN, INF = math.nan, math.inf
         ("env", "num_envs", True, "env.num_envs=True: expected int"),
         ("ppo", "num_steps", "8", "ppo.num_steps='8': expected int"),
         ("env", "language", "de", "env.language='de': expected one of 'en', 'fr'"),
+        ("dist", "shard", 1, "dist.shard=1: expected bool"),
     ],
 )
 def test_out_of_range_and_non_finite_values_are_refused_naming_the_field(
@@ -221,3 +222,11 @@ def test_an_unchanged_config_is_validated_once_and_a_changed_one_again(tmp_path,
     config.policy.lora_dropout = math.nan  # a policy field counts too
     with pytest.raises(ValueError, match="lora_dropout"):
         config.validate_if_changed()
+
+
+def test_sharding_refuses_fp16_before_anything_is_built(tmp_path):
+    config = tiny_config(tmp_path)
+    config.dist.shard = True
+    config.policy.dtype = "float16"
+    with pytest.raises(ValueError, match="use --policy.dtype bfloat16"):
+        config.validate()

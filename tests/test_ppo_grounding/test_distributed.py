@@ -108,6 +108,31 @@ def _union_minibatches(parts: list[dict]) -> list[torch.Tensor]:
     return steps
 
 
+def assert_one_process_update_matches(parts: list[dict], config) -> None:
+    """One process's update on the union of the processes' first rollouts, taking the union of
+    their minibatches step by step, ends with the parameters (within 1e-5) and losses the
+    processes dumped."""
+    single = PPOTrainer(config)
+    assert single.dist.world_size == 1
+    steps = _union_minibatches(parts)
+    assert len(steps) == 2 and all(len(s) == worker.MINIBATCH for s in steps)
+    order = iter(steps)
+    original = Batch.minibatches
+    Batch.minibatches = lambda self, size, generator: (
+        next(order) for _ in range(len(self) // size)
+    )
+    try:
+        metrics = single.update(_union_rollout(parts))
+    finally:
+        Batch.minibatches = original
+        single.close()
+    for mine, theirs in zip(single.policy.trainable_parameters(), parts[0]["params"], strict=True):
+        torch.testing.assert_close(mine.detach(), theirs, atol=1e-5, rtol=0)
+    assert metrics["losses/minibatch_steps"] == 2
+    for name in ("losses/policy_loss", "losses/value_loss", "losses/approx_kl"):
+        assert metrics[name] == pytest.approx(parts[0]["metrics"][name], abs=1e-5)
+
+
 @pytest.mark.slow
 def test_two_processes_train_resume_and_match_one_process_on_the_union(built_model, tmp_path):
     run, dump = tmp_path / "run", tmp_path / "dump"
@@ -142,26 +167,9 @@ def test_two_processes_train_resume_and_match_one_process_on_the_union(built_mod
     parts = [torch.load(dump / f"first_update_rank{r}.pt", weights_only=False) for r in (0, 1)]
     for a, b in zip(parts[0]["params"], parts[1]["params"], strict=True):
         assert torch.equal(a, b)
-    config = worker.worker_config(str(tmp_path / "single"), 48, resume=False)
-    single = PPOTrainer(config)
-    assert single.dist.world_size == 1
-    steps = _union_minibatches(parts)
-    assert len(steps) == 2 and all(len(s) == worker.MINIBATCH for s in steps)
-    order = iter(steps)
-    original = Batch.minibatches
-    Batch.minibatches = lambda self, size, generator: (
-        next(order) for _ in range(len(self) // size)
+    assert_one_process_update_matches(
+        parts, worker.worker_config(str(tmp_path / "single"), 48, resume=False)
     )
-    try:
-        metrics = single.update(_union_rollout(parts))
-    finally:
-        Batch.minibatches = original
-        single.envs.close()
-    for mine, theirs in zip(single.policy.trainable_parameters(), parts[0]["params"], strict=True):
-        torch.testing.assert_close(mine.detach(), theirs, atol=1e-5, rtol=0)
-    assert metrics["losses/minibatch_steps"] == 2
-    for name in ("losses/policy_loss", "losses/value_loss", "losses/approx_kl"):
-        assert metrics[name] == pytest.approx(parts[0]["metrics"][name], abs=1e-5)
 
     # Resumed under 2 processes, the run continues its counters from update 3.
     done = launch(
@@ -191,7 +199,8 @@ def test_two_processes_train_resume_and_match_one_process_on_the_union(built_mod
 
 
 @pytest.mark.slow
-def test_an_exception_in_one_process_stops_the_run_and_names_the_rank(built_model, tmp_path):
+@pytest.mark.parametrize("shard", [False, True], ids=["ddp", "sharded"])
+def test_an_exception_in_one_process_stops_the_run_and_names_the_rank(built_model, tmp_path, shard):
     # The run starts with a warm start, split over the processes, before rank 1 fails.
     run, dump = tmp_path / "run", tmp_path / "dump"
     done = launch(
@@ -206,6 +215,7 @@ def test_an_exception_in_one_process_stops_the_run_and_names_the_rank(built_mode
         "64",
         "--fail-at",
         "1",
+        *(["--shard"] if shard else []),
         timeout=BOUND_S,
     )
     output = done.stdout + done.stderr

@@ -23,6 +23,7 @@ def paper(model="flan-t5-large", **policy):
         ("google/flan-t5-large", 783_150_080),
         ("qwen2.5-0.5b", 494_032_768),
         ("meta-llama/Llama-3.2-1B", 1_235_814_400),
+        ("meta-llama/Llama-3.1-8B", 8_030_261_248),
     ],
 )
 def test_parameters_are_counted_from_the_config_alone(model, parameters):
@@ -98,3 +99,49 @@ def test_a_gpu_run_is_planned_from_a_machine_without_one(capsys):
     cpu, cuda = plan_memory(paper()), plan_memory(paper(device="cuda"))
     # Adam's multi-tensor kernels on CUDA hold an fp32 copy of every trainable parameter
     assert cuda.temporaries == 4 * cuda.trainable > cpu.temporaries
+
+
+def sharded(config):
+    config.dist.shard = True
+    return config
+
+
+def test_sharding_divides_weights_gradients_and_adam_by_the_processes():
+    config = paper("meta-llama/Llama-3.2-1B", finetune="full", dtype="bfloat16")
+    whole = plan_memory(config, processes=8)
+    shards = plan_memory(sharded(config), processes=8)
+    assert shards.sharded and not whole.sharded
+    assert shards.gradients == whole.gradients / 8 and shards.optimizer == whole.optimizer / 8
+    # its shard of the fp32 weights, plus what it gathers: the embeddings (tied to the output
+    # layer), the final norm, the heads (about 3.2M parameters) and two of the 16 blocks, in fp32
+    gathered = shards.weights - whole.weights / 8
+    blocks = 1_235_814_400 - 128_256 * 2048 - 2048  # 16 blocks of 60.8M parameters
+    assert (
+        4 * (128_256 * 2048 + 2 * blocks / 16)
+        < gathered
+        < 4 * (128_256 * 2048 + 2 * blocks / 16 + 4e6)
+    )
+    # autocast's bf16 copies are kept whole for the backward; activations are unchanged
+    assert shards.autocast_copies == whole.autocast_copies == 2 * whole.parameters
+    assert shards.activations == whole.activations
+    # sharding over one process changes nothing
+    assert plan_memory(sharded(paper("meta-llama/Llama-3.2-1B")), processes=1).weights == (
+        plan_memory(paper("meta-llama/Llama-3.2-1B")).weights
+    )
+
+
+def test_llama_8b_full_fine_tuning_fits_8_gpus_sharded_and_the_plan_says_so(capsys):
+    config = paper("meta-llama/Llama-3.1-8B", finetune="full", dtype="bfloat16")
+    config.policy.gradient_checkpointing = True
+    replicated = plan_memory(config, processes=8, device_memory_gib=80)
+    assert replicated.fits is False
+    assert any(h.startswith("--dist.shard") for h in suggestions(config, replicated))
+    assert plan_memory(sharded(config), processes=8, device_memory_gib=80).fits is True
+    main(
+        ["plan", "--preset", "paper", "--policy.model", "meta-llama/Llama-3.1-8B"]
+        + ["--policy.finetune", "full", "--policy.dtype", "bfloat16"]
+        + ["--policy.gradient-checkpointing", "--dist.shard", "--processes", "8"]
+        + ["--device-memory-gib", "80"]
+    )
+    out = capsys.readouterr().out
+    assert "8 process(es), the policy sharded across them" in out and "fits in 80.0" in out

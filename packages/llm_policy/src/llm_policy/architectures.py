@@ -1,7 +1,8 @@
 """The paper's model sizes as architecture configs: facts about the models, no weights.
 
 `data/architectures/*.json` hold the transformers configs of google/flan-t5-large (the paper's
-780M model), Qwen/Qwen2.5-0.5B and meta-llama/Llama-3.2-1B, as their model cards publish them.
+780M model), Qwen/Qwen2.5-0.5B, meta-llama/Llama-3.2-1B and meta-llama/Llama-3.1-8B (the size
+that needs sharding), as their model cards publish them.
 From one of them `build_random_model` writes an ordinary model directory with randomly
 initialised weights and a small tokenizer of the family's format (local_tokenizers.py), trained
 here on BabyAI text: the real shapes, parameter counts and memory, without a download. Such a model
@@ -73,6 +74,12 @@ ARCHITECTURES: dict[str, Architecture] = {
             "llama_bpe_tokenizer",
             "BPE with a BOS token and byte fallback; Llama 3's own is a byte-level BPE "
             "(tiktoken) with BOS, Llama 2's a SentencePiece BPE like this one",
+        ),
+        Architecture(
+            "llama-3.1-8b",
+            "meta-llama/Llama-3.1-8B",
+            "llama_bpe_tokenizer",
+            "as llama-3.2-1b's: the same tokenizer family, with an untied output layer",
         ),
     )
 }

@@ -549,19 +549,17 @@ class LLMPolicy(nn.Module):
 
     # ------------------------------------------------------------------ checkpoints
 
-    def _heads_state(self) -> dict[str, torch.Tensor]:
-        state = {f"value_head.{k}": v for k, v in self.value_head.state_dict().items()}
-        if self.action_head is not None:
-            state.update({f"action_head.{k}": v for k, v in self.action_head.state_dict().items()})
-        return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    def _heads_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        heads = {k: v for k, v in state.items() if k.startswith(("value_head.", "action_head."))}
+        return {k: v.detach().to("cpu").contiguous() for k, v in heads.items()}
 
-    def _check_finite(self, path: str | os.PathLike) -> None:
+    def _check_finite(self, path: str | os.PathLike, state: dict[str, torch.Tensor]) -> None:
         """Refuse to save NaN/inf weights: name the first tensor that holds any."""
         for name, param in self.named_parameters():
             # a frozen base never changes (nor is it saved with a LoRA adapter)
             if not param.is_floating_point() or not param.requires_grad:
                 continue
-            values = param.detach()
+            values = state[name].detach()
             if all_finite(values):
                 continue
             nan = int(torch.isnan(values).sum())
@@ -577,7 +575,9 @@ class LLMPolicy(nn.Module):
                 "diverged: go back to the last good checkpoint (e.g. with a lower learning rate)."
             )
 
-    def save_pretrained(self, path: str | os.PathLike) -> Path:
+    def save_pretrained(
+        self, path: str | os.PathLike, *, state_dict: dict[str, torch.Tensor] | None = None
+    ) -> Path:
         """Write a checkpoint directory (atomically):
 
         - llm_policy_config.json: the PolicyConfig and the base model's fingerprint
@@ -589,10 +589,17 @@ class LLMPolicy(nn.Module):
 
         A policy whose parameters or heads hold NaN/inf is refused (ValueError naming the tensor)
         and nothing is written.
+
+        `state_dict`: the weights to write instead of the module's own, under the names of
+        `self.state_dict()`; for a policy whose parameters are sharded across processes (torch
+        FSDP), whose full weights one process has gathered.
         """
         from safetensors.torch import save_file
 
-        self._check_finite(path)
+        state = self.state_dict() if state_dict is None else state_dict
+        self._check_finite(path, state)
+        # the transformers (or peft) model's weights, named as its own state_dict names them
+        model_state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
         lm = self._lm
         meta = {
             "format": "llm-policy",
@@ -605,15 +612,19 @@ class LLMPolicy(nn.Module):
             "hidden_size": self.scorer.hidden_size,
         }
         with atomic_directory(path, marker=CONFIG_NAME) as tmp:
-            save_file(self._heads_state(), str(tmp / HEADS_NAME), metadata={"format": "pt"})
+            save_file(self._heads_state(state), str(tmp / HEADS_NAME), metadata={"format": "pt"})
             if self.config.finetune == "lora":
-                self.model.save_pretrained(str(tmp / ADAPTER_DIR), safe_serialization=True)
+                self.model.save_pretrained(
+                    str(tmp / ADAPTER_DIR), safe_serialization=True, state_dict=model_state
+                )
                 if self.config.model in OFFLINE_MODELS:
                     # The offline base is rebuilt from a seed; a different torch could draw other
                     # numbers, so a copy (a few MB) keeps the checkpoint loadable everywhere.
                     shutil.copytree(offline_model_path(self.config.model), tmp / BASE_DIR)
             else:
-                lm.save_pretrained(str(tmp / MODEL_DIR), safe_serialization=True)
+                lm.save_pretrained(
+                    str(tmp / MODEL_DIR), safe_serialization=True, state_dict=model_state
+                )
                 self.tokenizer.save_pretrained(str(tmp / MODEL_DIR))
             # a directory with this file is complete
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
@@ -734,7 +745,7 @@ class LLMPolicy(nn.Module):
         from safetensors.torch import load_file
 
         weights = load_file(str(file), device=str(self.device))
-        missing, unexpected, wrong = _state_mismatch(self._heads_state(), weights)
+        missing, unexpected, wrong = _state_mismatch(self._heads_state(self.state_dict()), weights)
         if missing or unexpected or wrong:
             raise ValueError(
                 f"{file} does not match the policy's heads (head / num_actions / "

@@ -10,6 +10,7 @@ fresh policy or from saved weights (sources.py).
 
 from .config import (
     PRESETS,
+    DistConfig,
     EnvConfig,
     PPOConfig,
     RunConfig,
@@ -59,6 +60,7 @@ __all__ = [
     "SubstituteWords",
     "TrainConfig",
     "WarmStartConfig",
+    "DistConfig",
     "WordMap",
     "compute_gae",
     "evaluate",

@@ -34,6 +34,7 @@ import shutil
 import stat
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -118,8 +119,7 @@ def checkpoint_dir(output_dir: str | os.PathLike, update: int) -> Path:
     return Path(output_dir) / CHECKPOINTS / f"update_{update:06d}"
 
 
-def _optimizer_to_files(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
-    state_dict = optimizer.state_dict()
+def _optimizer_to_files(state_dict: dict) -> tuple[dict, dict]:
     tensors, scalars = {}, {}
     for param_id, param_state in state_dict["state"].items():
         for name, value in param_state.items():
@@ -151,6 +151,7 @@ def save_checkpoint(
     state: TrainerState,
     config_json: str,
     keep_last: int | None = None,
+    full_state: tuple[dict[str, torch.Tensor], dict] | None = None,
 ) -> Path:
     """Write the checkpoint of `state.update` and point `latest` at it; returns its directory.
 
@@ -166,6 +167,10 @@ def save_checkpoint(
     With `keep_last` N (None: the run.keep_last of `config_json`; absent, every checkpoint is
     kept) the checkpoints before this one are then deleted but the N - 1 newest, never the one
     `latest` names.
+
+    `full_state`: (the policy's weights, the optimiser's state dict) to write instead of the
+    objects' own, for a policy sharded across processes (sharding.gather_full_state); the
+    checkpoint is the same as one process's.
     """
     final = checkpoint_dir(output_dir, state.update)
     if keep_last is None:
@@ -173,12 +178,16 @@ def save_checkpoint(
     if _already_published(final, state):
         _remove_old_checkpoints(final, keep_last)
         return final
+    weights, optimizer_state = full_state or (None, optimizer.state_dict())
     if hasattr(policy, "named_parameters"):  # NaN/inf never reach a checkpoint (finite.py)
-        check_state(state.update, policy, optimizer)
+        check_state(state.update, policy, optimizer, full_state)
     try:
         with atomic_directory(final, marker=STATE_FILE) as tmp:
-            policy.save_pretrained(tmp / "policy")
-            tensors, meta = _optimizer_to_files(optimizer)
+            if weights is None:
+                policy.save_pretrained(tmp / "policy")
+            else:
+                policy.save_pretrained(tmp / "policy", state_dict=weights)
+            tensors, meta = _optimizer_to_files(optimizer_state)
             save_file(tensors, str(tmp / "optimizer.safetensors"))
             (tmp / "optimizer.json").write_text(json.dumps(meta, indent=1))
             save_file(
@@ -396,9 +405,16 @@ def latest_checkpoint(output_dir: str | os.PathLike) -> Path:
 
 
 def load_training_state(
-    path: Path, optimizer: torch.optim.Optimizer, shuffle_generator: torch.Generator
+    path: Path,
+    optimizer: torch.optim.Optimizer,
+    shuffle_generator: torch.Generator,
+    *,
+    load_optimizer: Callable[[dict], None] | None = None,
 ) -> TrainerState:
     """Restore the optimiser and RNGs from checkpoint `path` and return its counters.
+
+    `load_optimizer(state_dict)` loads the saved optimiser state in place of
+    `optimizer.load_state_dict` (a sharded policy's optimiser takes its shard of it).
 
     The policy itself is loaded by the caller with LLMPolicy.from_pretrained(path / "policy"),
     before the optimiser is built over its parameters. `path` is checked against its manifest
@@ -406,9 +422,10 @@ def load_training_state(
     """
     try:
         meta = read_json_file(path / "optimizer.json", MAX_STATE_BYTES)
-        optimizer.load_state_dict(
-            _optimizer_from_files(load_file(str(path / "optimizer.safetensors")), meta)
+        saved_optimizer = _optimizer_from_files(
+            load_file(str(path / "optimizer.safetensors")), meta
         )
+        (load_optimizer or optimizer.load_state_dict)(saved_optimizer)
         rng = load_file(str(path / "rng.safetensors"))
         torch.set_rng_state(rng["torch"])
         shuffle_generator.set_state(rng["shuffle"])

@@ -117,6 +117,12 @@ class WarmStartConfig:
 
 
 @dataclass
+class DistConfig:
+    shard: bool = False
+    """Under a launcher with N processes, shard the policy's weights, gradients and optimiser state across them (torch FSDP2) instead of a full replica in each (DDP): for a model too big for one device. No effect on one process."""
+
+
+@dataclass
 class RunConfig:
     seed: int = 1
     """Seeds torch, numpy, Python and the environments; the same seed gives the same run."""
@@ -166,7 +172,7 @@ def check_env_id(env_id: Any, field: str = "env.env_id") -> None:
         )
 
 
-_OWN_SECTIONS = ("env", "ppo", "warm_start", "run")
+_OWN_SECTIONS = ("env", "ppo", "warm_start", "run", "dist")
 """The sections whose fields `TrainConfig.validate` type-checks (the policy checks its own)."""
 
 
@@ -259,6 +265,8 @@ class TrainConfig:
     """Optional behaviour cloning of the expert bot before PPO."""
     run: RunConfig = field(default_factory=RunConfig)
     """Run settings: seed, output, checkpoints."""
+    dist: DistConfig = field(default_factory=DistConfig)
+    """Multi-process training: data parallel (the default) or sharded."""
 
     @property
     def batch_size(self) -> int:
@@ -385,6 +393,11 @@ class TrainConfig:
                 f"set policy.num_actions={self.env.num_actions} for the action head (the "
                 "command line does so unless --policy.num-actions is given)."
             )
+        if self.dist.shard and self.policy.dtype == "float16":
+            errors.append(
+                "dist.shard with policy.dtype=float16: fp16's gradient scaler does not run on "
+                "sharded gradients here; use --policy.dtype bfloat16 (or float32)."
+            )
         w = self.warm_start
         if w.demo_frames < 0:
             errors.append(f"warm_start.demo_frames={w.demo_frames}: use 0 (no warm start) or more.")
@@ -474,6 +487,7 @@ class TrainConfig:
             ppo=build(PPOConfig, data.get("ppo", {})),
             warm_start=build(WarmStartConfig, data.get("warm_start", {})),
             run=build(RunConfig, data.get("run", {})),
+            dist=build(DistConfig, data.get("dist", {})),
         )
 
 

@@ -31,9 +31,9 @@ Failures: torchrun's agent stops the other processes as soon as one exits, and n
 rank and its exit code or signal; an exception in the training loop also prints
 "rank R of N failed: <error>" (`report_failure`) before the process exits.
 
-FSDP and DeepSpeed (accelerate's own configs) are refused for now: the rollout calls the policy's
-`value` and scores a rank-dependent number of prompts, which a sharded model would have to do in
-lockstep through its wrapped forward.
+`--dist.shard` shards the policy across the processes instead of replicating it (torch FSDP2,
+sharding.py); everything else above holds as it is. accelerate's own FSDP and DeepSpeed configs
+are refused: the sharded form is ours, so that it runs in lockstep (sharding.py says how).
 """
 
 from __future__ import annotations
@@ -103,8 +103,9 @@ class Distributed:
             kind = self.accelerator.distributed_type
             if kind not in (DistributedType.MULTI_CPU, DistributedType.MULTI_GPU):
                 raise NotImplementedError(
-                    f"accelerate set up {kind}: ppo-grounding trains data-parallel (DDP) only. "
-                    "Launch with torchrun, or an accelerate config without FSDP or DeepSpeed."
+                    f"accelerate set up {kind}: ppo-grounding runs DDP, or its own sharding "
+                    "with --dist.shard (torch FSDP2). Launch with torchrun, or an accelerate "
+                    "config without FSDP or DeepSpeed, and pass --dist.shard to shard."
                 )
             self.rank = self.accelerator.process_index
             self.local_rank = self.accelerator.local_process_index
@@ -131,9 +132,28 @@ class Distributed:
         return "cpu" if device.type == "cpu" else f"{device.type}:{device.index or 0}"
 
     # ------------------------------------------------------------------------------ the model
-    def prepare(self, module: torch.nn.Module) -> torch.nn.Module:
-        """The module whose backward averages gradients across processes (DDP), or `module`."""
-        return module if not self.enabled else self.accelerator.prepare_model(module)
+    def prepare(self, module: torch.nn.Module, *, shard: bool = False) -> torch.nn.Module:
+        """The module whose backward averages gradients across processes, or `module` for one
+        process: DDP's wrapper of it, or with `shard` the module itself sharded in place across
+        the processes (torch FSDP2, sharding.py). Either way every process starts from the same
+        weights: DDP broadcasts the main process's, sharding checks that they agree."""
+        if not self.enabled:
+            return module
+        if not shard:
+            return self.accelerator.prepare_model(module)  # DDP broadcasts rank 0's weights
+        from .sharding import shard_policy
+
+        # FSDP keeps each process's own slice: the processes must have built the same weights
+        # (they load the same files, or build from the same seed); checked, not assumed
+        with torch.no_grad():
+            checksum = float(sum(p.sum(dtype=torch.float64) for p in module.parameters()))
+        low, high = self.min([checksum])[0], self.max([checksum])[0]
+        if low != high:
+            raise RuntimeError(
+                f"--dist.shard: the processes built different weights (checksums {low} to "
+                f"{high}); every process must load the same model and policy.seed."
+            )
+        return shard_policy(module, self.accelerator.device)  # type: ignore[arg-type]
 
     def unwrap(self, module: torch.nn.Module) -> torch.nn.Module:
         return module if not self.enabled else self.accelerator.unwrap_model(module)
@@ -171,6 +191,10 @@ class Distributed:
 
     def min(self, values: Sequence[float]) -> list[float]:
         return [-v for v in self.max([-v for v in values])]
+
+    def any(self, flag: bool) -> bool:
+        """True on every process if `flag` is true on any."""
+        return flag if not self.enabled else self.max([float(flag)])[0] > 0
 
     def gather(self, tensor: torch.Tensor) -> torch.Tensor:
         """The processes' tensors (same shape on each) concatenated along dim 0, rank order."""
@@ -292,8 +316,14 @@ def describe_sizes(config: TrainConfig, world_size: int) -> str:
         config.ppo.num_steps,
         config.ppo.minibatch_size,
     )
-    return (
+    line = (
         f"global batch {config.batch_size} = {n} process(es) x {envs} envs x {steps} steps; "
         f"minibatch {minibatch} = {n} x {minibatch // n}; {config.num_updates} updates to "
         f"{config.ppo.total_frames} frames"
     )
+    if n > 1:
+        held = "sharded across" if config.dist.shard else "replicated in"
+        line += f"; the policy {held} the {n} processes"
+    elif config.dist.shard:
+        line += "; dist.shard has no effect in one process"
+    return line

@@ -72,23 +72,44 @@ def check_step(
             raise NonFiniteError(update, quantity, _describe(tensor))
 
 
-def check_state(update: int, policy: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+def check_state(
+    update: int,
+    policy: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    full_state: tuple[dict[str, torch.Tensor], dict] | None = None,
+) -> None:
     """Raise NonFiniteError naming the first trainable parameter or optimiser state tensor (Adam
     moments) that holds a NaN or inf. Call it before a checkpoint is written. (A frozen base
-    never changes: checking it would cost time and, in 16 bits, memory.)"""
-    for name, param in policy.named_parameters():
-        if param.is_floating_point() and param.requires_grad and not _finite(param):
+    never changes: checking it would cost time and, in 16 bits, memory.)
+
+    `full_state`: (weights by name, the optimiser's state dict, parameters numbered in
+    trainable order) to check instead of the objects' own: a sharded policy's, gathered."""
+    trainable = [name for name, p in policy.named_parameters() if p.requires_grad]
+    if full_state is None:
+        weights: dict[str, torch.Tensor] = dict(policy.named_parameters())
+        by_id = {id(p): n for n, p in policy.named_parameters()}
+        moments = [
+            (by_id.get(id(param), "a parameter"), optimizer.state.get(param, {}))
+            for group in optimizer.param_groups
+            for param in group["params"]
+        ]
+        groups: list[dict] = optimizer.param_groups
+    else:
+        weights, saved = full_state
+        moments = [(trainable[int(i)], state) for i, state in saved["state"].items()]
+        groups = saved["param_groups"]
+    for name in trainable:
+        param = weights[name]
+        if param.is_floating_point() and not _finite(param):
             raise NonFiniteError(update, f"parameter {name!r}", _describe(param))
-    names = {id(p): n for n, p in policy.named_parameters()}
-    for group in optimizer.param_groups:
-        for param in group["params"]:
-            for key, value in optimizer.state.get(param, {}).items():
-                if isinstance(value, torch.Tensor) and value.is_floating_point():
-                    if not _finite(value):
-                        owner = names.get(id(param), "a parameter")
-                        raise NonFiniteError(
-                            update, f"optimizer state {key!r} of {owner!r}", _describe(value)
-                        )
+    for owner, state in moments:
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and value.is_floating_point():
+                if not _finite(value):
+                    raise NonFiniteError(
+                        update, f"optimizer state {key!r} of {owner!r}", _describe(value)
+                    )
+    for group in groups:
         lr = group.get("lr")
         if isinstance(lr, (int, float)) and not math.isfinite(lr):
             raise NonFiniteError(update, "learning rate", repr(lr))

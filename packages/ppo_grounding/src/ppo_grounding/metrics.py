@@ -25,6 +25,7 @@ CleanRL's names and meanings:
 | losses/minibatch_steps | optimiser steps taken (fewer than epochs x minibatches after a target-KL stop) |
 | time/elapsed_s | wall-clock seconds of training so far |
 | memory/device_peak_gib | CUDA runs only: peak allocated memory on the fullest device, GiB |
+| memory/weights_and_adam_gib | weights and optimiser state one process holds (its shards with dist.shard), the fullest process, GiB |
 """
 
 from __future__ import annotations

@@ -21,8 +21,12 @@ known here) and adds up, per process:
 - runtime: the interpreter, torch and the libraries (RUNTIME_GIB, measured on CPU).
 
 Under data parallelism every process holds a full replica, so N processes change the
-activations (each takes minibatch/N) and nothing else. The estimate is checked against the
-peak memory that benchmarks/paper_scale.py measures on CPU.
+activations (each takes minibatch/N) and nothing else. Sharded (`--dist.shard`, sharding.py),
+each process holds 1/N of the weights, gradients and Adam state, plus the weights it gathers
+while it computes: the policy's own group (embeddings, output layer, heads) and two transformer
+blocks (the one running and the next, prefetched), in their stored dtype. Autocast's 16-bit
+weight copies are kept for the backward whole, sharded or not. The estimate is checked against
+the peak memory that benchmarks/paper_scale.py measures on CPU (one process).
 """
 
 from __future__ import annotations
@@ -77,7 +81,7 @@ def model_config(model: str) -> tuple[Any, dict[str, Any]]:
         raise ValueError(
             f"plan: cannot read the config of model {model!r} ({error.__class__.__name__}); "
             "pass a model directory, a stored architecture (flan-t5-large, qwen2.5-0.5b, "
-            "llama-3.2-1b), an offline model, or a Hub id reachable from here"
+            "llama-3.2-1b, llama-3.1-8b), an offline model, or a Hub id reachable from here"
         ) from None
     raw_file = Path(source) / "config.json"
     raw = read_small_json(raw_file, what="model config") if raw_file.is_file() else config.to_dict()
@@ -90,6 +94,7 @@ class MemoryPlan:
 
     model: str
     processes: int
+    sharded: bool
     dtype: str
     finetune: str
     gradient_checkpointing: bool
@@ -98,6 +103,7 @@ class MemoryPlan:
     minibatch_per_process: int
     tokens_per_prompt: int
     weights: float
+    """This process's weights: all of them, or its shards and the weights it gathers."""
     autocast_copies: float
     gradients: float
     optimizer: float
@@ -123,9 +129,10 @@ class MemoryPlan:
         return None if self.device_memory is None else self.total <= self.device_memory
 
 
-def _count(config: Any, raw: dict[str, Any]) -> tuple[int, int, int, int, int, int]:
-    """(parameters, hidden size, layers, LoRA parameters per unit rank, largest tensor) of the
-    model."""
+def _count(config: Any, raw: dict[str, Any]) -> tuple[int, int, int, int, int, int, int, int]:
+    """(parameters, hidden size, layers, LoRA parameters per unit rank, largest tensor, largest
+    LoRA input or output width, parameters of the largest transformer block, parameters outside
+    the blocks) of the model."""
     import torch
     from llm_policy.loading import default_lora_targets
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
@@ -147,7 +154,12 @@ def _count(config: Any, raw: dict[str, Any]) -> tuple[int, int, int, int, int, i
             largest_lora = max(largest_lora, max(weight.shape))
     hidden = config.get_text_config().hidden_size
     layers = getattr(config, "num_hidden_layers", None) or config.num_layers
-    return params, hidden, layers, per_rank, largest, largest_lora
+    kinds = set(getattr(model, "_no_split_modules", None) or ())
+    blocks = [
+        sum(p.numel() for p in m.parameters()) for m in model.modules() if type(m).__name__ in kinds
+    ]
+    outside = params - sum(blocks)
+    return params, hidden, layers, per_rank, largest, largest_lora, max(blocks, default=0), outside
 
 
 def _step_temporaries(device: str, trainable: int, largest: int) -> int:
@@ -166,7 +178,8 @@ def plan_memory(
     device_memory_gib: float | None = None,
     tokens_per_prompt: int | None = None,
 ) -> MemoryPlan:
-    """The memory per process of training `config` with `processes` data-parallel processes."""
+    """The memory per process of training `config` with `processes` data-parallel processes
+    (sharded with config.dist.shard)."""
     if processes < 1 or config.ppo.minibatch_size % processes:
         raise ValueError(
             f"plan: --processes {processes} must be >= 1 and divide ppo.minibatch_size="
@@ -174,7 +187,7 @@ def plan_memory(
         )
     pol = config.policy
     model_cfg, raw = model_config(pol.model)
-    params, hidden, layers, per_rank, largest, largest_lora = _count(model_cfg, raw)
+    params, hidden, layers, per_rank, largest, largest_lora, block, outside = _count(model_cfg, raw)
     text = model_cfg.get_text_config()
     ff = getattr(text, "intermediate_size", None) or getattr(text, "d_ff", None) or 4 * hidden
     # An int: the `or` never yields getattr's None default, which mypy cannot see.
@@ -187,8 +200,17 @@ def plan_memory(
     trainable = (params if full else lora_params) + head_params
     largest_trainable = max(largest if full else largest_lora * pol.lora_r, h * h)
     low = pol.dtype != "float32"
-    weights = 4 * trainable + (0 if full else (2 if low else 4) * params)
+    weights: float = 4 * trainable + (0 if full else (2 if low else 4) * params)
     copies = 2 * params if (full and low) else 0
+    states: float = 4 * trainable  # gradients; Adam holds two of these
+    temporaries: float = _step_temporaries(pol.device, trainable, largest_trainable)
+    sharded = config.dist.shard and processes > 1
+    if sharded:
+        stored = 4 if full or not low else 2  # bytes a weight is gathered in
+        gathered = stored * (outside + 2 * block) + 4 * head_params  # heads: fp32
+        weights = weights / processes + gathered
+        states /= processes
+        temporaries /= processes
     if tokens_per_prompt is None:
         words = WORDS_FIXED + WORDS_PER_OBSERVATION * config.env.num_observations
         tokens_per_prompt = round(TOKENS_PER_WORD * words)
@@ -208,6 +230,7 @@ def plan_memory(
     return MemoryPlan(
         model=pol.model,
         processes=processes,
+        sharded=sharded,
         dtype=pol.dtype,
         finetune=pol.finetune,
         gradient_checkpointing=pol.gradient_checkpointing,
@@ -217,10 +240,10 @@ def plan_memory(
         tokens_per_prompt=tokens_per_prompt,
         weights=weights,
         autocast_copies=copies,
-        gradients=4 * trainable,
-        optimizer=8 * trainable,
+        gradients=states,
+        optimizer=2 * states,
         activations=act,
-        temporaries=_step_temporaries(pol.device, trainable, largest_trainable),
+        temporaries=temporaries,
         runtime=RUNTIME_GIB * GIB,
         device_memory=None if device_memory_gib is None else device_memory_gib * GIB,
     )
@@ -243,6 +266,9 @@ def suggestions(config: TrainConfig, plan: MemoryPlan) -> list[str]:
     ckpt = dataclasses.replace(config, policy=dataclasses.replace(pol, gradient_checkpointing=True))
     if not pol.gradient_checkpointing and fits(ckpt).fits:
         out.append("--policy.gradient-checkpointing (recompute activations in the backward)")
+    sharded = dataclasses.replace(config, dist=dataclasses.replace(config.dist, shard=True))
+    if plan.processes > 1 and not plan.sharded and fits(sharded).fits:
+        out.append(f"--dist.shard (the policy sharded across the {plan.processes} processes)")
     n = plan.processes * 2
     while n <= 64 and config.ppo.minibatch_size % n == 0:
         if fits(config, processes=n).fits:
@@ -277,7 +303,8 @@ def format_plan(plan: MemoryPlan, hints: list[str] | None = None) -> str:
         f"model {plan.model}: {plan.parameters / 1e6:,.1f}M parameters, "
         f"{plan.trainable / 1e6:,.2f}M trainable ({plan.finetune}, dtype {plan.dtype}"
         f"{', gradient checkpointing' if plan.gradient_checkpointing else ''})",
-        f"{plan.processes} process(es); per process a minibatch share of "
+        f"{plan.processes} process(es){', the policy sharded across them' if plan.sharded else ''}"
+        f"; per process a minibatch share of "
         f"{plan.minibatch_per_process} prompts of about {plan.tokens_per_prompt} tokens",
         f"  weights          {gib(plan.weights)}",
         f"  autocast copies  {gib(plan.autocast_copies)}",

@@ -48,6 +48,7 @@ RESUMABLE_CHANGES = frozenset(
         "run.keep_last",
         "run.max_minutes",
         "run.output_dir",
+        "dist.shard",
     }
 )
 """Config fields that may differ between a run and its resumption; anything else must match.

@@ -36,11 +36,13 @@ Where the loop differs from CleanRL's ppo.py:
   (checkpoint.py, run_directory.py), a time budget (run.max_minutes, loop.py), and data-parallel
   training over processes (distributed.py): under a launcher every process steps its share of the envs and takes its
   share of each minibatch, DDP averages the gradients, and advantages are normalised over the
-  union of the processes' minibatches. One process without a launcher is the plain loop.
+  union of the processes' minibatches; with dist.shard the policy is sharded across them
+  instead of replicated (sharding.py). One process without a launcher is the plain loop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
@@ -57,7 +59,7 @@ from gymnasium.wrappers.vector import RecordEpisodeStatistics
 from llm_policy import LLMPolicy
 from llm_policy.precision import needs_grad_scaler
 
-from . import distributed, imitation
+from . import distributed, imitation, sharding
 from .buffer import Batch, Rollout
 from .checkpoint import TrainerState, checkpoint_dir, load_training_state, save_checkpoint
 from .config import TrainConfig
@@ -125,11 +127,13 @@ class PPOTrainer:
         self.run_dir = RunDirectory(config, main=self.dist.is_main)
         """The run's lock (held until `close()`: a second job in the directory is refused),
         config.json and metrics logger; under a launcher only the main process holds them."""
+        self.sharded = self.dist.enabled and config.dist.shard
+        """The policy is sharded across the processes (sharding.py), not replicated."""
         resume_from, self.policy = self._policy_to_train(policy)
-        """The plain policy: rollouts, values and checkpoints."""
-        self.model = self.dist.prepare(self.policy)
+        """The plain policy: rollouts, values and checkpoints (sharded in place with dist.shard)."""
+        self.model = self.dist.prepare(self.policy, shard=self.sharded)
         """What the update runs forward and backward: DDP over `policy` under a launcher
-        (gradients averaged across processes), `policy` itself for one process."""
+        (gradients averaged across processes), `policy` itself for one process or sharded."""
         self.optimizer = make_optimizer(self.policy.trainable_parameters(), config.ppo)
         self.scaler = (
             torch.amp.GradScaler(self.policy.device.type)
@@ -156,7 +160,9 @@ class PPOTrainer:
         built from config.policy. The main process goes first (it tidies the run directory and
         builds or fetches the model into the shared cache), then the others."""
         config, dist = self.config, self.dist
-        device = dist.policy_device(config.policy.device)
+        # a sharded policy is built in host memory, then each process moves its shard to its
+        # device (sharding.py)
+        device = "cpu" if self.sharded else dist.policy_device(config.policy.device)
         with dist.main_first():
             resume_from = self.run_dir.resume_point()
             if resume_from is not None:
@@ -169,7 +175,15 @@ class PPOTrainer:
 
     def _restore(self, checkpoint: Path) -> None:
         """The optimiser, RNG streams and counters of `checkpoint`."""
-        self.state = load_training_state(checkpoint, self.optimizer, self.shuffle)
+        load_optimizer = None
+        if self.sharded:  # each process takes its shard of the saved (full) state
+
+            def load_optimizer(state: dict) -> None:
+                sharding.load_optimizer_state(self.policy, self.optimizer, state)
+
+        self.state = load_training_state(
+            checkpoint, self.optimizer, self.shuffle, load_optimizer=load_optimizer
+        )
         if self.dist.enabled:
             # The checkpoint holds the main process's RNG streams: give each process its own
             # again (any number of processes may resume, the global sizes being the same).
@@ -216,7 +230,8 @@ class PPOTrainer:
         finished_lengths: list[int] = []
         self.policy.eval()
         # the weights are fixed for the whole rollout: a prompt seen before is not scored again
-        with self.policy.remember_outputs():
+        # (unless sharded: then every process must run the model as often as the others)
+        with contextlib.nullcontext() if self.sharded else self.policy.remember_outputs():
             for t in range(cfg.ppo.num_steps):
                 prompts = self.history.prompts(self.action_names)
                 out = self.policy(prompts, candidates)
@@ -243,19 +258,24 @@ class PPOTrainer:
                     # Value the final observation of each timed-out episode before its history is
                     # cleared: GAE continues from it instead of from 0.
                     timed_out = np.flatnonzero(truncated & ~terminated).tolist()
-                    if timed_out:
-                        final_prompts = [
-                            self.history.final_prompt(
-                                i,
-                                taken[i],
-                                sentences_of(info["final_obs"][i]["text"]),
-                                self.action_names,
-                            )
-                            for i in timed_out
-                        ]
-                        rollout.truncated_values[t, timed_out] = self.policy.value(
-                            final_prompts
-                        ).float()
+                    final_prompts = [
+                        self.history.final_prompt(
+                            i,
+                            taken[i],
+                            sentences_of(info["final_obs"][i]["text"]),
+                            self.action_names,
+                        )
+                        for i in timed_out
+                    ]
+                    # A sharded forward takes every process: all run it if any must, those
+                    # without a timeout on a stand-in prompt whose value they drop.
+                    needs_values = bool(final_prompts)
+                    if self.sharded:
+                        needs_values = self.dist.any(needs_values)
+                    if needs_values:
+                        values = self.policy.value(final_prompts or prompts[:1]).float()
+                        if final_prompts:
+                            rollout.truncated_values[t, timed_out] = values
                 self.history.advance(obs, taken, terminated | truncated)
 
         rollout.next_value = self.policy.value(self.history.prompts(self.action_names)).float()
@@ -369,6 +389,8 @@ class PPOTrainer:
                         "time/elapsed_s": self.state.elapsed_s,
                     }
                 )
+                held = sharding.held_bytes(self.policy, self.optimizer) / 2**30
+                metrics["memory/weights_and_adam_gib"] = self.dist.max([held])[0]
                 if self.policy.device.type == "cuda":  # the fullest device of the run
                     peak = torch.cuda.max_memory_allocated(self.policy.device) / 2**30
                     metrics["memory/device_peak_gib"] = self.dist.max([peak])[0]
@@ -477,6 +499,8 @@ class PPOTrainer:
         written, and none goes on (or exits) before it is complete."""
         self.dist.barrier()
         path = checkpoint_dir(self.output_dir, self.state.update)
+        # a sharded policy's full weights and optimiser state, gathered on the main process
+        full = sharding.gather_full_state(self.policy, self.optimizer) if self.sharded else None
         if self.dist.is_main:
             returns = self.recent_returns if self.dist.enabled else self.envs.return_queue
             self.state.recent_returns = [float(r) for r in returns]
@@ -489,6 +513,7 @@ class PPOTrainer:
                     shuffle_generator=self.shuffle,
                     state=self.state,
                     config_json=self.config.to_json(),
+                    full_state=full,
                 )
             finally:
                 self._saving = False

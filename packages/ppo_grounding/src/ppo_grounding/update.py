@@ -98,6 +98,8 @@ def ppo_update(
                 scaler.unscale_(optimizer)  # clip the true gradient, not the scaled one
             # Under DDP every process holds the averaged gradient: this norm is the global one.
             grad_norm = torch.nn.utils.clip_grad_norm_(params, p.max_grad_norm)
+            if hasattr(grad_norm, "full_tensor"):  # sharded gradients: a DTensor, the global norm
+                grad_norm = grad_norm.full_tensor()
             if scaler is None:
                 check_step(update, loss=loss.loss, grad_norm=grad_norm)
                 optimizer.step()
