@@ -24,6 +24,8 @@ WALL_CLOCK = ("charts/SPS", "time/elapsed_s")
 ROUNDED = "losses/"
 # metric names changed on purpose since e4f12c9: CleanRL's name is back
 RENAMED = {"charts/episode_length": "charts/episodic_length"}
+# metrics added since e4f12c9, which its reference cannot hold
+ADDED = ("memory/weights_and_adam_gib",)
 
 
 def reference_run(output_dir):
@@ -55,6 +57,8 @@ def test_a_fixed_seed_run_logs_the_reference_metrics(tmp_path, monkeypatch):
     monkeypatch.setattr(DecoderOnlyForwards, "_shared_prefix_length", spy)
     got = reference_run(tmp_path / "run")
     assert max(shared_lengths) > 0, "the run must exercise the shared-prefix forward"
+    assert all(all(name in row for name in ADDED) for row in got)
+    got = [{k: v for k, v in row.items() if k not in ADDED} for row in got]
 
     want = [
         {RENAMED.get(k, k): v for k, v in row.items()} for row in json.loads(REFERENCE.read_text())

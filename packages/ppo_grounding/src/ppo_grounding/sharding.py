@@ -24,11 +24,11 @@ model's forward the same number of times. The policy is made to do so by design:
 The policy's own methods other than `forward` (`value`, `score`) are registered with FSDP
 (`register_fsdp_forward_method`) so that they gather the policy's parameters as `forward` does.
 
-Checkpoints are the ordinary format: `gather_full_state` assembles the full weights and the
-optimiser state on the main process, one tensor at a time, into host (CPU) memory, and the main
-process writes them as one process would. The main process therefore needs host memory for one
-full copy of the trainable state (weights, and Adam's two moments); the devices never hold more
-than their shard and one gathered tensor. Resuming (under any number of processes, sharded or not)
+Checkpoints are the ordinary format: `gather_full_state` assembles the full trained weights and
+the optimiser state on the main process, one tensor at a time, into host (CPU) memory, and the
+main process writes them as one process would. The main process therefore needs host memory for
+one full copy of the trained weights and Adam's two moments (a LoRA's frozen base is not
+gathered); the devices never hold more than their shard and one gathered tensor. Resuming (under any number of processes, sharded or not)
 loads the checkpoint in every process, into host memory, before it is sharded.
 """
 
@@ -144,6 +144,7 @@ def gather_full_state(
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
     """(the policy's full state dict, the optimiser's state dict as one process's
     `optimizer.state_dict()` numbers it) on the main process, in host memory; None on the others.
+    With LoRA the state dict holds the trained weights only (what the checkpoint saves).
     Collective: every process calls it."""
     from torch.distributed.checkpoint.state_dict import (
         StateDictOptions,
@@ -152,7 +153,13 @@ def gather_full_state(
     )
 
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    model_state: dict[str, Any] = get_model_state_dict(policy, options=options)
+    # a LoRA checkpoint holds the adapters and heads: the frozen base is not gathered
+    weights = StateDictOptions(
+        full_state_dict=True,
+        cpu_offload=True,
+        ignore_frozen_params=policy.config.finetune == "lora",
+    )
+    model_state: dict[str, Any] = get_model_state_dict(policy, options=weights)
     optimizer_state: Any = get_optimizer_state_dict(policy, optimizer, options=options)
     if torch.distributed.get_rank() != 0:
         return None
