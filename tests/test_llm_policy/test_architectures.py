@@ -36,15 +36,8 @@ TINY = {
         num_key_value_heads=2,
         head_dim=8,
     ),
-    "llama-3.1-8b": dict(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
-    ),
 }
+TINY["llama-3.1-8b"] = TINY["llama-3.2-1b"]
 TOKENIZER_CLASSES = {
     "flan-t5-large": "T5Tokenizer",
     "qwen2.5-0.5b": "Qwen2Tokenizer",

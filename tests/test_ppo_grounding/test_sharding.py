@@ -22,6 +22,14 @@ from .test_distributed import _hashes, assert_one_process_update_matches, built_
 __all__ = ["built_model"]  # the fixture, shared with test_distributed.py
 
 
+def launch_sharded(built_model, run, dump, *args: str):
+    """distributed_worker.py under 2 processes with --shard, writing to `run` and `dump`; it
+    must succeed."""
+    done = launch(built_model, "--output-dir", str(run), "--dump-dir", str(dump), "--shard", *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
 def _first_updates(dump) -> list[dict]:
     return [torch.load(dump / f"first_update_rank{r}.pt", weights_only=False) for r in (0, 1)]
 
@@ -44,19 +52,7 @@ def test_a_sharded_update_equals_one_process_on_the_union_and_its_checkpoint_is_
     built_model, tmp_path, finetune
 ):
     run, dump = tmp_path / "run", tmp_path / "dump"
-    done = launch(
-        built_model,
-        "--output-dir",
-        str(run),
-        "--dump-dir",
-        str(dump),
-        "--shard",
-        "--finetune",
-        finetune,
-        "--total-frames",
-        "32",
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    launch_sharded(built_model, run, dump, "--finetune", finetune, "--total-frames", "32")
 
     # Both processes see the same (gathered) parameters after every update, and they moved.
     assert _hashes(dump, 0) == _hashes(dump, 1)
@@ -90,14 +86,11 @@ def test_a_sharded_update_equals_one_process_on_the_union_and_its_checkpoint_is_
 @pytest.mark.slow
 def test_a_sharded_run_resumes_sharded_and_in_one_process(built_model, tmp_path):
     run, dump = tmp_path / "run", tmp_path / "dump"
-    common = ("--output-dir", str(run), "--dump-dir", str(dump), "--shard")
-    done = launch(built_model, *common, "--total-frames", "32")
-    assert done.returncode == 0, done.stdout + done.stderr
+    launch_sharded(built_model, run, dump, "--total-frames", "32")
     assert (run / CHECKPOINTS / LATEST).read_text().strip() == "update_000002"
 
     # Sharded -> sharded: the counters, the optimiser's moments and the weights carry on.
-    done = launch(built_model, *common, "--resume", "--total-frames", "48")
-    assert done.returncode == 0, done.stdout + done.stderr
+    launch_sharded(built_model, run, dump, "--resume", "--total-frames", "48")
     assert [r["update"] for r in read_metrics(run)] == [1, 2, 3]
     state = json.loads((run / CHECKPOINTS / "update_000003" / STATE_FILE).read_text())
     assert (state["update"], state["frames"]) == (3, 48)
@@ -125,21 +118,9 @@ def test_a_sharded_run_resumes_sharded_and_in_one_process(built_model, tmp_path)
 @pytest.mark.slow
 def test_bf16_lora_trains_sharded(built_model, tmp_path):
     run, dump = tmp_path / "run", tmp_path / "dump"
-    done = launch(
-        built_model,
-        "--output-dir",
-        str(run),
-        "--dump-dir",
-        str(dump),
-        "--shard",
-        "--finetune",
-        "lora",
-        "--dtype",
-        "bfloat16",
-        "--total-frames",
-        "16",
+    launch_sharded(
+        built_model, run, dump, "--finetune", "lora", "--dtype", "bfloat16", "--total-frames", "16"
     )
-    assert done.returncode == 0, done.stdout + done.stderr
     assert _hashes(dump, 0) == _hashes(dump, 1)
     parts = _first_updates(dump)
     assert all(p.dtype == torch.float32 for p in parts[0]["params"])  # trained weights: fp32
