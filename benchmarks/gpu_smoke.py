@@ -12,7 +12,8 @@ Qwen2.5-0.5B, Llama-3.2-1B), built once into --models-dir, then trained through 
 
 (the paper's prompt with 3 observations, full fine-tuning, one update of 32 frames), and with
 more than one GPU the same command under `torchrun --nproc_per_node <GPUs>` for the smallest
-model. frames/s is charts/SPS of the update; peak memory is memory/device_peak_gib (torch's
+model, replicated (DDP) and sharded (`--dist.shard`, torch FSDP2; its final checkpoint is gathered
+and written as every run's is). frames/s is charts/SPS of the update; peak memory is memory/device_peak_gib (torch's
 max_memory_allocated on the fullest device). Without CUDA it says so and exits 0.
 """
 
@@ -59,7 +60,8 @@ class Args:
     finetune: str = "full"
     """--policy.finetune of every run."""
     ddp: bool = True
-    """Also run the smallest model data-parallel over every visible GPU (with 2 or more)."""
+    """Also run the smallest model data-parallel over every visible GPU (with 2 or more),
+    replicated and sharded."""
 
 
 def _train(command: list[str]) -> dict:
@@ -107,9 +109,10 @@ def main(args: Args) -> int:
         if args.ddp and gpus > 1 and name == args.models[0]:
             launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
             launcher += [f"--nproc_per_node={gpus}", "-m", "ppo_grounding.cli", "train"]
-            metrics = _train([*launcher, *_options(directory, args, gpus)])
-            failed |= "error" in metrics
-            print(_row(f"{name} (DDP, {gpus} processes)", metrics, gpus), flush=True)
+            for form, extra in (("DDP", []), ("sharded", ["--dist.shard"])):
+                metrics = _train([*launcher, *_options(directory, args, gpus), *extra])
+                failed |= "error" in metrics
+                print(_row(f"{name} ({form}, {gpus} processes)", metrics, gpus), flush=True)
     return 1 if failed else 0
 
 

@@ -35,6 +35,38 @@ def repeated_batch():
     return [prompts[i] for i in order], [candidates[i] for i in order]
 
 
+def test_lockstep_runs_a_stand_in_forward_when_another_process_must_compute(policy):
+    # a sharded model's forward is collective: every process runs it when any must
+    prompts, candidates = repeated_batch()
+    seen = count_scored_prompts(policy)
+    asked = []
+
+    def others_compute(mine: bool) -> bool:  # another process always has prompts to score
+        asked.append(mine)
+        return True
+
+    with torch.no_grad():
+        want = policy(prompts, candidates)
+        with policy.remember_outputs(lockstep=others_compute):
+            policy(prompts, candidates)
+            calls = len(seen)
+            again = policy(prompts, candidates)  # all remembered here
+            assert asked == [True, False]
+            assert [len(s) for s in seen[calls:]] == [1]  # one stand-in row, output dropped
+
+        def nobody_computes(mine: bool) -> bool:
+            return mine
+
+        with policy.remember_outputs(lockstep=nobody_computes):
+            policy(prompts, candidates)
+            calls = len(seen)
+            policy(prompts, candidates)
+            assert len(seen) == calls  # no process computes: no forward
+    finite = torch.isfinite(want.logits)
+    torch.testing.assert_close(again.logits[finite], want.logits[finite], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(again.values, want.values, atol=1e-5, rtol=1e-5)
+
+
 def test_distinct_rows_maps_every_row_to_its_first_occurrence():
     first, inverse = distinct_rows(["b", "a", "b", "c", "a"])
     assert first == [0, 1, 3]

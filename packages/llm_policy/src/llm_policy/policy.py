@@ -14,7 +14,7 @@ import os
 import shutil
 import typing
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -396,6 +396,7 @@ class LLMPolicy(nn.Module):
         """`forward` computes each distinct (prompt, candidates) of a batch once and gives every
         repeat its output (not under active dropout, where each row's forward is random)."""
         self._memo: OutputMemo | None = None
+        self._lockstep: Callable[[bool], bool] | None = None
         if cfg.verify_scoring and cfg.head == "score" and cfg.dtype == "float32":
             self.scorer.verify()
 
@@ -485,9 +486,11 @@ class LLMPolicy(nn.Module):
 
         if self._memo is not None and not torch.is_grad_enabled():
             missing = self._memo.missing(keys)
-            if missing:
-                out = rows(missing)
-                self._memo.store([keys[i] for i in missing], out.logits, out.values)
+            runs = bool(missing) if self._lockstep is None else self._lockstep(bool(missing))
+            if runs:  # with nothing missing here, a stand-in row keeps lockstep
+                out = rows(missing or [0])
+                if missing:
+                    self._memo.store([keys[i] for i in missing], out.logits, out.values)
             return PolicyOutput(*self._memo.gather(keys))
         first, inverse = distinct_rows(keys)
         if len(first) == len(keys):
@@ -497,19 +500,23 @@ class LLMPolicy(nn.Module):
         return PolicyOutput(logits=out.logits[inverse], values=out.values[inverse])
 
     @contextmanager
-    def remember_outputs(self) -> Iterator[None]:
+    def remember_outputs(self, lockstep: Callable[[bool], bool] | None = None) -> Iterator[None]:
         """Within this block, `forward` under `torch.no_grad()` computes each distinct
         (prompt, candidates) once and reuses its logits and value in later calls: for a rollout,
         where the weights do not change. Leaving the block forgets them; changing the weights
-        inside it would return stale outputs. Each process decides alone what it must compute,
-        so a model sharded across processes (whose every forward is collective) must not use it."""
+        inside it would return stale outputs.
+
+        `lockstep`, for a model sharded across processes (whose every forward is collective):
+        each `forward` calls `lockstep(this process has prompts to compute)`, which must return
+        whether any process has; then every process runs the model, one with nothing to compute
+        on a stand-in row whose output it drops."""
         if self._memo is not None:
             raise RuntimeError("remember_outputs() is already active on this policy")
-        self._memo = OutputMemo()
+        self._memo, self._lockstep = OutputMemo(), lockstep
         try:
             yield
         finally:
-            self._memo = None
+            self._memo, self._lockstep = None, None
 
     def _forward_rows(
         self,

@@ -15,7 +15,10 @@ Lockstep. Every forward of a sharded block is a collective, so every process mus
 model's forward the same number of times. The policy is made to do so by design:
 
 - the scorer runs one forward per call, whatever the prompts (no length groups, no shared-prefix
-  pass, no chunking: `lockstep_scorer`), and the rollout's memo is not used;
+  pass, no chunking: `lockstep_scorer`);
+- the rollout reuses the outputs of prompts already scored (`LLMPolicy.remember_outputs`) in
+  lockstep: when any process has a new prompt to score, every process runs the model, one with
+  none on a stand-in row;
 - every process calls the policy once per env step and once per minibatch (equal shares);
 - the value of a timed-out episode's last observation, which only some processes need at a given
   step, is computed on every process when any needs it, a process with none valuing a stand-in

@@ -42,7 +42,6 @@ Where the loop differs from CleanRL's ppo.py:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import random
@@ -230,8 +229,8 @@ class PPOTrainer:
         finished_lengths: list[int] = []
         self.policy.eval()
         # the weights are fixed for the whole rollout: a prompt seen before is not scored again
-        # (unless sharded: then every process must run the model as often as the others)
-        with contextlib.nullcontext() if self.sharded else self.policy.remember_outputs():
+        # (sharded, every process runs the model when any must: a forward is collective)
+        with self.policy.remember_outputs(lockstep=self.dist.any if self.sharded else None):
             for t in range(cfg.ppo.num_steps):
                 prompts = self.history.prompts(self.action_names)
                 out = self.policy(prompts, candidates)
