@@ -151,3 +151,28 @@ def test_only_models_with_named_blocks_and_no_fp16_are_sharded(tmp_path):
     policy.config.dtype = "float16"
     with pytest.raises(ValueError, match="use policy.dtype=bfloat16"):
         sharding.shard_policy(policy, torch.device("cpu"))
+
+
+def test_a_run_whose_checkpoints_would_not_fit_host_memory_is_warned_at_start(
+    tmp_path, monkeypatch
+):
+    from ppo_grounding import sharding
+
+    policy = LLMPolicy(worker.worker_config(str(tmp_path), 48, resume=False).policy)
+    trained = sum(p.numel() for p in policy.parameters() if p.requires_grad)
+    assert sharding.gathered_bytes(policy) == 3 * 4 * trained  # fp32 weights and 2 moments
+    assert sharding.checkpoint_memory_warning(policy) is None  # this machine holds 20 MiB
+    monkeypatch.setattr(sharding, "host_memory_available", lambda: 2**40)
+    assert sharding.checkpoint_memory_warning(policy) is None
+    monkeypatch.setattr(sharding, "host_memory_available", lambda: 1024)
+    warning = sharding.checkpoint_memory_warning(policy)
+    assert warning is not None and "host memory" in warning and "--policy.finetune lora" in warning
+    monkeypatch.setattr(sharding, "host_memory_available", lambda: None)
+    assert sharding.checkpoint_memory_warning(policy) is None
+
+
+def test_host_memory_is_read_from_proc_meminfo():
+    from ppo_grounding import sharding
+
+    available = sharding.host_memory_available()  # Linux: MemAvailable, in bytes
+    assert available is not None and 2**20 < available < 2**50

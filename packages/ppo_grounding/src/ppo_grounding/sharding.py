@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from llm_policy import LLMPolicy
 
 __all__ = [
+    "checkpoint_memory_warning",
     "gather_full_state",
     "held_bytes",
     "load_optimizer_state",
@@ -135,6 +136,39 @@ def held_bytes(policy: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int
         if isinstance(v, torch.Tensor)
     ]
     return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def gathered_bytes(policy: torch.nn.Module) -> int:
+    """Bytes a checkpoint gathers into the main process's host memory: every trained weight
+    whole, and Adam's two moments of it (same dtype)."""
+    return sum(3 * p.numel() * p.element_size() for p in policy.parameters() if p.requires_grad)
+
+
+def host_memory_available() -> int | None:
+    """MemAvailable of /proc/meminfo in bytes (None where there is none: not Linux)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def checkpoint_memory_warning(policy: torch.nn.Module) -> str | None:
+    """A warning for the start of a sharded run whose checkpoints will not fit the main
+    process's host memory (None when they fit, or where the memory cannot be read)."""
+    needed, available = gathered_bytes(policy), host_memory_available()
+    if available is None or needed <= available:
+        return None
+    return (
+        f"ppo-grounding: warning: each checkpoint of this sharded run gathers "
+        f"{needed / 2**30:.1f} GiB (the trained weights and Adam state, whole) into the main "
+        f"process's host memory, which has {available / 2**30:.1f} GiB available now: the "
+        "system would stop the save (the previous checkpoint stays, and `latest` names it). "
+        "Free host memory, or train with LoRA (--policy.finetune lora)."
+    )
 
 
 def trainable_names(policy: torch.nn.Module) -> list[str]:

@@ -46,6 +46,7 @@ import dataclasses
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -355,6 +356,9 @@ class PPOTrainer:
             sizes = distributed.describe_sizes(cfg, self.dist.world_size)
             if self.dist.enabled and self.dist.is_main:
                 print(sizes, flush=True)  # a launch always says how it shares the batch
+                warning = sharding.checkpoint_memory_warning(self.policy) if self.sharded else None
+                if warning:
+                    print(warning, file=sys.stderr, flush=True)
             else:
                 self.reporter.message(sizes)
             if cfg.warm_start.demo_frames and self.state.update == 0 and not self.state.demo_frames:
