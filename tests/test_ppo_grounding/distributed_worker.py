@@ -10,7 +10,7 @@ would need to redo it: the rollout, the minibatches it took (as indices), and th
 after the update (DUMP/first_update_rank<R>.pt).
 
 --demo-frames N starts with a warm start on N expert steps. --shard trains with --dist.shard
-(--finetune, --dtype: the policy's). At the end the main process saves the trained policy's
+(--finetune, --dtype, --model: the policy's). At the end the main process saves the trained policy's
 logits and values on SCORED_PROMPTS (DUMP/scores.pt). --fail-at U makes rank 1 fail after update U: "exception" raises, "sigkill" writes its pid to
 DUMP/victim.pid and keeps training until the test kills it.
 
@@ -52,6 +52,7 @@ def worker_config(
     shard: bool = False,
     finetune: str = "full",
     dtype: str = "float32",
+    model: str | None = None,
 ):
     # anneal_lr and target_kl: the schedule and the early stop must agree across processes. The
     # update's first minibatch re-scores the rollout's own policy (KL ~ 0); after one step the
@@ -71,6 +72,8 @@ def worker_config(
     config.dist.shard = shard
     config.policy.finetune = finetune
     config.policy.dtype = dtype
+    if model is not None:
+        config.policy.model = model
     return config
 
 
@@ -194,6 +197,7 @@ def main() -> None:
     parser.add_argument("--shard", action="store_true", help="--dist.shard")
     parser.add_argument("--finetune", default="full")
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--model", default=None, help="the policy's model (default: tiny's)")
     args = parser.parse_args()
     dump_dir = Path(args.dump_dir)
     dump_dir.mkdir(parents=True, exist_ok=True)
@@ -212,6 +216,7 @@ def main() -> None:
         shard=args.shard,
         finetune=args.finetune,
         dtype=args.dtype,
+        model=args.model,
     )
     run = RecordingTrainer(config, dump_dir, args.fail_at, args.fail_how)
     if args.resume and args.shard:  # the optimiser state the processes restored, gathered

@@ -116,10 +116,29 @@ def test_a_sharded_run_resumes_sharded_and_in_one_process(built_model, tmp_path)
 
 
 @pytest.mark.slow
-def test_bf16_lora_trains_sharded(built_model, tmp_path):
+def test_bf16_lora_of_a_llama_trains_sharded(built_model, tmp_path):
+    # Llama's architecture (its decoder layers, rotary embeddings, untied sizes) at a tiny width
+    from llm_policy.architectures import build_random_model
+
+    llama = build_random_model(
+        "llama-3.2-1b",
+        tmp_path / "llama",
+        config_overrides=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+        ),
+    )
     run, dump = tmp_path / "run", tmp_path / "dump"
     launch_sharded(
-        built_model, run, dump, "--finetune", "lora", "--dtype", "bfloat16", "--total-frames", "16"
+        built_model,
+        run,
+        dump,
+        *("--model", str(llama), "--finetune", "lora", "--dtype", "bfloat16"),
+        *("--total-frames", "16"),
     )
     assert _hashes(dump, 0) == _hashes(dump, 1)
     parts = _first_updates(dump)
