@@ -44,6 +44,13 @@ def assert_checkpoint_scores_as_the_run_ended(run, dump) -> None:
         out = policy(worker.SCORED_PROMPTS, [saved["actions"]] * len(worker.SCORED_PROMPTS))
     torch.testing.assert_close(out.logits, saved["logits"], atol=1e-5, rtol=0)
     torch.testing.assert_close(out.values, saved["values"], atol=1e-5, rtol=0)
+    if policy.config.finetune == "full":  # model/ is an ordinary transformers directory
+        from transformers import AutoModelForCausalLM
+
+        lm = AutoModelForCausalLM.from_pretrained(latest_checkpoint(run) / "policy" / "model")
+        mine = policy._lm.state_dict()
+        for name, tensor in lm.state_dict().items():
+            assert torch.equal(tensor, mine[name]), name
 
 
 @pytest.mark.slow
