@@ -31,8 +31,10 @@ Checkpoints are the ordinary format: `gather_full_state` assembles the full trai
 the optimiser state on the main process, one tensor at a time, into host (CPU) memory, and the
 main process writes them as one process would. The main process therefore needs host memory for
 one full copy of the trained weights and Adam's two moments (a LoRA's frozen base is not
-gathered); the devices never hold more than their shard and one gathered tensor. Resuming (under any number of processes, sharded or not)
-loads the checkpoint in every process, into host memory, before it is sharded.
+gathered); the devices never hold more than their shard and one gathered tensor
+(`checkpoint_memory_warning` says at start when the host memory falls short). Resuming (under
+any number of processes, sharded or not) loads the checkpoint in every process, into host
+memory, before it is sharded.
 """
 
 from __future__ import annotations

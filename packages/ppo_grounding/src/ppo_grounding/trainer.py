@@ -231,7 +231,12 @@ class PPOTrainer:
         self.policy.eval()
         # the weights are fixed for the whole rollout: a prompt seen before is not scored again
         # (sharded, every process runs the model when any must: a forward is collective)
-        with self.policy.remember_outputs(lockstep=self.dist.any if self.sharded else None):
+        remember = (
+            self.policy.remember_outputs(lockstep=self.dist.any)
+            if self.sharded
+            else self.policy.remember_outputs()
+        )
+        with remember:
             for t in range(cfg.ppo.num_steps):
                 prompts = self.history.prompts(self.action_names)
                 out = self.policy(prompts, candidates)
