@@ -117,12 +117,6 @@ def shard_policy(policy: LLMPolicy, device: torch.device) -> LLMPolicy:
     return policy
 
 
-def is_sharded(module: torch.nn.Module) -> bool:
-    from torch.distributed.fsdp import FSDPModule
-
-    return isinstance(module, FSDPModule)
-
-
 def held_bytes(policy: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
     """Bytes of the weights (trained and frozen) and optimiser state this process holds: its
     shards of a sharded policy, everything of a replica."""

@@ -43,6 +43,7 @@ Where the loop differs from CleanRL's ppo.py:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import random
 import signal
@@ -177,10 +178,9 @@ class PPOTrainer:
         """The optimiser, RNG streams and counters of `checkpoint`."""
         load_optimizer = None
         if self.sharded:  # each process takes its shard of the saved (full) state
-
-            def load_optimizer(state: dict) -> None:
-                sharding.load_optimizer_state(self.policy, self.optimizer, state)
-
+            load_optimizer = functools.partial(
+                sharding.load_optimizer_state, self.policy, self.optimizer
+            )
         self.state = load_training_state(
             checkpoint, self.optimizer, self.shuffle, load_optimizer=load_optimizer
         )
@@ -343,6 +343,8 @@ class PPOTrainer:
     """The first stop signal received during `train` (None: none); acted on between updates."""
     _saving: bool = False
     """A checkpoint is being written: a second signal waits for it instead of cutting it."""
+    _held_gib: float | None = None
+    """memory/weights_and_adam_gib, measured after the first update of `train`."""
     _last_save_at: float = 0.0
     """time.monotonic() of the last checkpoint (or of the start of `train`)."""
 
@@ -397,8 +399,10 @@ class PPOTrainer:
                         "time/elapsed_s": self.state.elapsed_s,
                     }
                 )
-                held = sharding.held_bytes(self.policy, self.optimizer) / 2**30
-                metrics["memory/weights_and_adam_gib"] = self.dist.max([held])[0]
+                if self._held_gib is None:  # sizes are fixed once the optimiser has stepped
+                    held = sharding.held_bytes(self.policy, self.optimizer) / 2**30
+                    self._held_gib = self.dist.max([held])[0]
+                metrics["memory/weights_and_adam_gib"] = self._held_gib
                 if self.policy.device.type == "cuda":  # the fullest device of the run
                     peak = torch.cuda.max_memory_allocated(self.policy.device) / 2**30
                     metrics["memory/device_peak_gib"] = self.dist.max([peak])[0]
